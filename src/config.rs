@@ -1,0 +1,373 @@
+//! The rules a run applies: the built-in ones plus those of one JSON config file.
+//!
+//! The config is looked up at `--config FILE`, then `<project>/.claude/startup-hygiene.json`,
+//! then `${XDG_CONFIG_HOME:-~/.config}/startup-hygiene/config.json`; the first one found is
+//! used. A project's config comes with the repository, so it is not trusted: its state-file
+//! folders must lie inside the project. A config that is not valid leaves the built-in rules
+//! in force and becomes a warning.
+
+use std::os::fd::AsFd;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::Value;
+
+use crate::defaults;
+use crate::sys;
+
+/// Where a per-PID state file lives and how it is named (`<prefix><pid><suffix>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateRule {
+    pub dir: RuleDir,
+    pub prefix: String,
+    pub suffix: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleDir {
+    /// Folders below the project, each opened without following a symlink.
+    InProject(Vec<String>),
+    /// A folder the user named in their own config; only its last component must not be a
+    /// symlink.
+    Anywhere(Utf8PathBuf),
+}
+
+impl StateRule {
+    /// The PID a file name carries under this rule, if it is one of this rule's names.
+    pub fn pid_of(&self, name: &[u8]) -> Option<i32> {
+        let digits = name
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_suffix(self.suffix.as_bytes())?;
+        crate::procfs::parse_pid(digits)
+    }
+
+    pub fn dir_path(&self, project: &Utf8Path) -> Utf8PathBuf {
+        match &self.dir {
+            RuleDir::InProject(parts) => {
+                let mut p = project.to_path_buf();
+                p.extend(parts);
+                p
+            }
+            RuleDir::Anywhere(p) => p.clone(),
+        }
+    }
+}
+
+/// A command-line rule for orphan detection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchRule {
+    pub label: String,
+    pub glob: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub state_rules: Vec<StateRule>,
+    pub match_rules: Vec<MatchRule>,
+}
+
+/// Whose config it is: a project's config is confined to the project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Project,
+    User,
+}
+
+impl Config {
+    pub fn builtin() -> Config {
+        let (prefix, suffix) = split_name(defaults::STATE_NAME).unwrap_or_default();
+        Config {
+            state_rules: vec![StateRule {
+                dir: RuleDir::InProject(vec![defaults::STATE_DIR.to_string()]),
+                prefix,
+                suffix,
+            }],
+            match_rules: vec![MatchRule {
+                label: defaults::ORCHESTRATOR_LABEL.to_string(),
+                glob: defaults::ORCHESTRATOR_GLOB.to_string(),
+            }],
+        }
+    }
+}
+
+/// What the environment tells config lookup.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    pub home: Option<String>,
+    pub xdg_config_home: Option<String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let get = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        Env {
+            home: get("HOME"),
+            xdg_config_home: get("XDG_CONFIG_HOME"),
+        }
+    }
+}
+
+/// The built-in rules plus those of the first config found. Problems become warnings.
+pub fn load(
+    explicit: Option<&Utf8Path>,
+    project: Option<&Utf8Path>,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Config {
+    let mut config = Config::builtin();
+    let candidates: Vec<(Utf8PathBuf, Origin, bool)> = match explicit {
+        Some(path) => vec![(path.to_path_buf(), Origin::User, true)],
+        None => {
+            let mut c = Vec::new();
+            if let Some(p) = project {
+                c.push((p.join(defaults::PROJECT_CONFIG), Origin::Project, false));
+            }
+            let base = env
+                .xdg_config_home
+                .clone()
+                .map(Utf8PathBuf::from)
+                .or_else(|| env.home.as_ref().map(|h| Utf8Path::new(h).join(".config")));
+            if let Some(base) = base {
+                c.push((base.join(defaults::USER_CONFIG), Origin::User, false));
+            }
+            c
+        }
+    };
+    for (path, origin, must_exist) in candidates {
+        match read_config_file(&path) {
+            Ok(None) if !must_exist => continue,
+            Ok(None) => warnings.push(format!("config {path} was not found; built-in rules only")),
+            Ok(Some(bytes)) => match parse(&bytes, origin, env) {
+                Ok(extra) => {
+                    config.state_rules.extend(extra.state_rules);
+                    config.match_rules.extend(extra.match_rules);
+                }
+                Err(why) => warnings.push(format!("config {path}: {why}; built-in rules only")),
+            },
+            Err(why) => warnings.push(format!("config {path}: {why}; built-in rules only")),
+        }
+        break;
+    }
+    config
+}
+
+/// `Ok(None)` when there is no such file. Never blocks on a FIFO and never reads more
+/// than the limit.
+fn read_config_file(path: &Utf8Path) -> Result<Option<Vec<u8>>, String> {
+    let c = sys::cstring(path.as_str().as_bytes()).map_err(|e| e.to_string())?;
+    let fd = match sys::open_read_at(None, &c, true) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(format!("cannot open: {e}")),
+    };
+    let st = sys::fstat(fd.as_fd()).map_err(|e| e.to_string())?;
+    if !sys::is_regular(&st) {
+        return Err("not a regular file".to_string());
+    }
+    let mut buf = Vec::new();
+    sys::read_all(fd.as_fd(), &mut buf, defaults::CONFIG_LIMIT + 1)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() > defaults::CONFIG_LIMIT {
+        return Err("larger than 1 MiB".to_string());
+    }
+    Ok(Some(buf))
+}
+
+/// Parses one config file's rules (without the built-in ones).
+pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
+    let mut config = Config {
+        state_rules: Vec::new(),
+        match_rules: Vec::new(),
+    };
+    if let Some(rules) = obj.get("state_files") {
+        let rules = rules.as_array().ok_or("state_files is not a list")?;
+        for (i, rule) in rules.iter().enumerate() {
+            let at = |what: &str| format!("state_files[{i}]: {what}");
+            let dir = rule
+                .get("dir")
+                .and_then(Value::as_str)
+                .ok_or_else(|| at("dir is missing or not a string"))?;
+            let name = rule
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| at("name is missing or not a string"))?;
+            let (prefix, suffix) = split_name(name).ok_or_else(|| {
+                at("name must hold {pid} exactly once and no '/' (like \"active-session-{pid}\")")
+            })?;
+            let dir = rule_dir(dir, origin, env).map_err(|w| at(&w))?;
+            config.state_rules.push(StateRule {
+                dir,
+                prefix,
+                suffix,
+            });
+        }
+    }
+    if let Some(orphans) = obj.get("orphans") {
+        let orphans = orphans.as_object().ok_or("orphans is not an object")?;
+        if let Some(rules) = orphans.get("match") {
+            let rules = rules.as_array().ok_or("orphans.match is not a list")?;
+            for (i, rule) in rules.iter().enumerate() {
+                let glob = rule
+                    .get("cmdline")
+                    .and_then(Value::as_str)
+                    .filter(|g| !g.is_empty())
+                    .ok_or_else(|| format!("orphans.match[{i}]: cmdline is missing or empty"))?;
+                let label = match rule.get("label") {
+                    None => glob,
+                    Some(l) => l
+                        .as_str()
+                        .filter(|l| !l.is_empty())
+                        .ok_or_else(|| format!("orphans.match[{i}]: label is not a string"))?,
+                };
+                config.match_rules.push(MatchRule {
+                    label: label.to_string(),
+                    glob: glob.to_string(),
+                });
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn split_name(name: &str) -> Option<(String, String)> {
+    let (prefix, suffix) = name.split_once(defaults::PID_PLACEHOLDER)?;
+    if suffix.contains(defaults::PID_PLACEHOLDER) || name.contains('/') || name.contains('\0') {
+        return None;
+    }
+    Some((prefix.to_string(), suffix.to_string()))
+}
+
+fn rule_dir(dir: &str, origin: Origin, env: &Env) -> Result<RuleDir, String> {
+    if dir.contains('\0') {
+        return Err("dir holds a NUL byte".into());
+    }
+    let home_relative = dir == "~" || dir.starts_with("~/");
+    match origin {
+        Origin::User if home_relative => {
+            let home = env
+                .home
+                .as_deref()
+                .ok_or("dir starts with ~ but HOME is not set")?;
+            Ok(RuleDir::Anywhere(
+                Utf8Path::new(home).join(dir.trim_start_matches('~').trim_start_matches('/')),
+            ))
+        }
+        Origin::User if dir.starts_with('/') => Ok(RuleDir::Anywhere(Utf8PathBuf::from(dir))),
+        _ => {
+            if dir.starts_with('/') || dir.starts_with('~') {
+                return Err(format!("dir {dir:?} is not inside the project"));
+            }
+            let mut parts = Vec::new();
+            for part in dir.split('/') {
+                match part {
+                    "" | "." => {}
+                    ".." => return Err(format!("dir {dir:?} is not inside the project")),
+                    p => parts.push(p.to_string()),
+                }
+            }
+            if parts.is_empty() {
+                return Err("dir names no folder below the project".into());
+            }
+            Ok(RuleDir::InProject(parts))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            home: Some("/home/u".into()),
+            xdg_config_home: None,
+        }
+    }
+
+    #[test]
+    fn reads_rules() {
+        let c = parse(
+            br#"{"state_files":[{"dir":"run/state","name":"lock-{pid}.json"}],
+                 "orphans":{"match":[{"label":"chroma","cmdline":"*chroma-mcp*"},{"cmdline":"*x*"}]},
+                 "unknown": 1}"#,
+            Origin::Project,
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.state_rules,
+            vec![StateRule {
+                dir: RuleDir::InProject(vec!["run".into(), "state".into()]),
+                prefix: "lock-".into(),
+                suffix: ".json".into()
+            }]
+        );
+        assert_eq!(c.match_rules[0].label, "chroma");
+        assert_eq!(c.match_rules[1].label, "*x*");
+    }
+
+    #[test]
+    fn project_rules_stay_in_the_project() {
+        for dir in ["/etc", "~/x", "~", "../x", "a/../../b", "", ".", "~user/x"] {
+            let text = format!(r#"{{"state_files":[{{"dir":{dir:?},"name":"p-{{pid}}"}}]}}"#);
+            assert!(
+                parse(text.as_bytes(), Origin::Project, &env()).is_err(),
+                "{dir}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_rules_may_name_any_folder() {
+        let c = parse(
+            br#"{"state_files":[{"dir":"~/.cache/x","name":"{pid}.pid"},{"dir":"/var/run/x","name":"{pid}"}]}"#,
+            Origin::User,
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.state_rules[0].dir,
+            RuleDir::Anywhere("/home/u/.cache/x".into())
+        );
+        assert_eq!(c.state_rules[1].dir, RuleDir::Anywhere("/var/run/x".into()));
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        for text in [
+            &b"[]"[..],
+            b"{",
+            b"{\"state_files\": {}}",
+            b"{\"state_files\": [{\"dir\": 1, \"name\": \"a-{pid}\"}]}",
+            b"{\"state_files\": [{\"dir\": \"d\", \"name\": \"a\"}]}",
+            b"{\"state_files\": [{\"dir\": \"d\", \"name\": \"{pid}-{pid}\"}]}",
+            b"{\"state_files\": [{\"dir\": \"d\", \"name\": \"x/{pid}\"}]}",
+            b"{\"orphans\": {\"match\": [{\"cmdline\": \"\"}]}}",
+            b"{\"orphans\": []}",
+        ] {
+            assert!(
+                parse(text, Origin::User, &env()).is_err(),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn pid_of_name() {
+        let rule = &Config::builtin().state_rules[0];
+        assert_eq!(rule.pid_of(b"active-session-123"), Some(123));
+        for bad in [
+            &b"active-session"[..],
+            b"active-session-",
+            b"active-session-0",
+            b"active-session-01",
+            b"xactive-session-1",
+            b"active-session-1.bak",
+        ] {
+            assert_eq!(rule.pid_of(bad), None);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Finding MCP servers that no live Claude Code session owns.
+//!
+//! A process of ours is an orphan when it matches (a command-line rule, or Claude Code's
+//! environment markers), is not an owner itself, has no owner anywhere above it, and its
+//! session, if it names one, is not live in Claude Code's registry. The scan reads as little
+//! as it can: one listing of `/proc`, the owner of each entry before anything of it, one read
+//! of each of our processes' command line and environment, and `stat` only along the
+//! ancestor chains of matches.
+
+use std::collections::HashSet;
+
+use crate::config::MatchRule;
+use crate::defaults;
+use crate::glob;
+use crate::process_table::{Ancestry, ProcessTable};
+use crate::procfs::{self, ReadError};
+use crate::registry::Registry;
+use crate::report::{OrphanGroup, OrphanProc};
+use crate::run::Sink;
+use crate::sys;
+
+/// What the scan needs besides the process table.
+pub struct Scan<'a> {
+    pub rules: &'a [MatchRule],
+    pub uid: u32,
+    /// This process: it and its ancestors are never reported.
+    pub me: i32,
+    pub registry: &'a mut Registry,
+}
+
+/// Scans the process table; every orphan found goes to `sink` as soon as it is known, so a
+/// run cut short by its deadline still reports it.
+pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
+    let pids = match table.fs.pids() {
+        Ok(p) => p,
+        Err(e) => {
+            sink.warn(format!("cannot list processes: {e}"));
+            return;
+        }
+    };
+    let kernel_threads = kernel_threads(table);
+    let clock = AgeClock::now();
+    // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
+    let mut ancestors_of_me: Option<HashSet<i32>> = None;
+    for pid in pids {
+        if pid == scan.me || kernel_threads.contains(&pid) {
+            continue;
+        }
+        // Another user's process is skipped before anything of it is read.
+        if table.fs.uid(pid) != Ok(scan.uid) {
+            continue;
+        }
+        let cmdline = match table.fs.read(pid, "cmdline") {
+            // Kernel threads and zombies have no command line.
+            Ok(c) if !c.is_empty() => c.to_vec(),
+            _ => continue,
+        };
+        let joined = procfs::joined_cmdline(&cmdline);
+        let markers = table
+            .fs
+            .read(pid, "environ")
+            .map(procfs::parse_environ)
+            .unwrap_or_default();
+        let matched_by = match scan.rules.iter().find(|r| glob::matches(&r.glob, &joined)) {
+            Some(rule) => rule.label.clone(),
+            None if markers.marks_server() => defaults::ENV_RULE_LABEL.to_string(),
+            None => continue,
+        };
+        let Ok(stat) = table.stat(pid) else { continue };
+        if stat.is_zombie() || table.is_owner(pid) != Ok(false) {
+            continue;
+        }
+        if table.ancestry(pid) != Ancestry::NoOwner {
+            continue;
+        }
+        let ours = ancestors_of_me
+            .get_or_insert_with(|| table.self_and_ancestors(scan.me).into_iter().collect());
+        if ours.contains(&pid) {
+            continue;
+        }
+        if let Some(session) = &markers.session_id
+            && scan.registry.is_live(session, table)
+        {
+            continue;
+        }
+        let orphan = OrphanProc {
+            pid,
+            ppid: stat.ppid,
+            starttime: stat.starttime,
+            comm: String::from_utf8_lossy(&stat.comm).into_owned(),
+            cmdline: joined,
+            matched_by,
+            rss_bytes: stat.rss_pages * clock.page_size,
+            age_secs: clock.age_secs(stat.starttime),
+            session_id: markers.session_id,
+            project_dir: markers.project_dir,
+        };
+        sink.push(|r| r.orphans.push(orphan));
+    }
+}
+
+/// The children of kthreadd, read in one go: on a typical machine most of `/proc` is kernel
+/// threads, and this spares a read for each. Only trusted when PID 2 really is kthreadd (in
+/// a PID namespace it is an ordinary process).
+fn kernel_threads(table: &mut ProcessTable) -> HashSet<i32> {
+    match table.stat(2) {
+        Ok(s) if s.ppid == 0 && s.comm == b"kthreadd" => {}
+        _ => return HashSet::new(),
+    }
+    match table.fs.read(2, "task/2/children") {
+        Ok(list) => list
+            .split(|&b| b == b' ' || b == b'\n')
+            .filter_map(procfs::parse_pid)
+            .collect(),
+        Err(ReadError::Gone | ReadError::Denied) => HashSet::new(),
+    }
+}
+
+/// Groups orphans under their topmost orphan ancestor (a wrapper chain such as `npm exec` →
+/// `sh` → `node` becomes one group). Largest resident memory first.
+pub fn group(orphans: &[OrphanProc]) -> Vec<OrphanGroup> {
+    let by_pid: std::collections::HashMap<i32, &OrphanProc> =
+        orphans.iter().map(|o| (o.pid, o)).collect();
+    let top_of = |o: &OrphanProc| {
+        let mut top = o;
+        let mut hops = 0;
+        while let Some(parent) = by_pid.get(&top.ppid) {
+            if parent.pid == o.pid || hops > orphans.len() {
+                break;
+            }
+            top = parent;
+            hops += 1;
+        }
+        top.pid
+    };
+    let mut groups: Vec<OrphanGroup> = Vec::new();
+    let mut index: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
+    for o in orphans {
+        let top = top_of(o);
+        if top == o.pid {
+            index.insert(o.pid, groups.len());
+            groups.push(OrphanGroup {
+                top: o.clone(),
+                descendants: Vec::new(),
+            });
+        }
+    }
+    for o in orphans {
+        let top = top_of(o);
+        if top != o.pid {
+            match index.get(&top) {
+                Some(&i) => groups[i].descendants.push(o.clone()),
+                // A parent loop: report the process on its own rather than lose it.
+                None => {
+                    index.insert(o.pid, groups.len());
+                    groups.push(OrphanGroup {
+                        top: o.clone(),
+                        descendants: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+    groups.sort_by(|a, b| {
+        b.rss_bytes()
+            .cmp(&a.rss_bytes())
+            .then(a.top.pid.cmp(&b.top.pid))
+    });
+    groups
+}
+
+struct AgeClock {
+    now: f64,
+    ticks: f64,
+    page_size: u64,
+}
+
+impl AgeClock {
+    fn now() -> AgeClock {
+        AgeClock {
+            now: sys::boottime_secs(),
+            ticks: sys::clock_ticks() as f64,
+            page_size: sys::page_size(),
+        }
+    }
+
+    fn age_secs(&self, starttime: u64) -> u64 {
+        (self.now - starttime as f64 / self.ticks).max(0.0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: i32, ppid: i32, rss: u64) -> OrphanProc {
+        OrphanProc {
+            pid,
+            ppid,
+            starttime: 0,
+            comm: "x".into(),
+            cmdline: "x".into(),
+            matched_by: "env".into(),
+            rss_bytes: rss,
+            age_secs: 0,
+            session_id: None,
+            project_dir: None,
+        }
+    }
+
+    #[test]
+    fn wrapper_chain_is_one_group() {
+        let groups = group(&[
+            proc(30, 20, 5),
+            proc(10, 1, 1),
+            proc(20, 10, 1),
+            proc(40, 1, 100),
+        ]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].top.pid, 40);
+        assert_eq!(groups[1].top.pid, 10);
+        let mut d: Vec<i32> = groups[1].descendants.iter().map(|p| p.pid).collect();
+        d.sort();
+        assert_eq!(d, vec![20, 30]);
+        assert_eq!(groups[1].rss_bytes(), 7);
+    }
+
+    #[test]
+    fn parent_loop_loses_nobody() {
+        let groups = group(&[proc(1, 2, 1), proc(2, 1, 1)]);
+        let total: usize = groups.iter().map(|g| 1 + g.descendants.len()).sum();
+        assert_eq!(total, 2);
+    }
+}

@@ -1,0 +1,200 @@
+//! What the program knows about processes: a lazy, cached view of `/proc` that reads a
+//! process's `stat` only when a decision needs it, and the owner test (is this a Claude Code
+//! process?) with the ancestor walk built on it.
+
+use std::collections::HashMap;
+
+use crate::defaults;
+use crate::procfs::{ProcFs, ReadError, Stat, split_args};
+
+/// The names of processes that own sessions: `claude` and `claude.exe` unless `--owner`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerSet {
+    names: Vec<String>,
+}
+
+impl Default for OwnerSet {
+    fn default() -> Self {
+        OwnerSet::new(
+            defaults::OWNER_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    }
+}
+
+impl OwnerSet {
+    pub fn new(names: Vec<String>) -> OwnerSet {
+        OwnerSet { names }
+    }
+
+    fn is_name(&self, name: &[u8]) -> bool {
+        self.names.iter().any(|n| n.as_bytes() == name)
+    }
+
+    /// comm is the first 15 bytes of the executable's (or symlink's) name.
+    pub fn is_owner_comm(&self, comm: &[u8]) -> bool {
+        self.names.iter().any(|n| {
+            let n = n.as_bytes();
+            comm == &n[..n.len().min(15)]
+        })
+    }
+
+    /// An argv[0] or executable path: its file name is an owner name, or it is a native
+    /// install's versioned binary `…/<owner>/versions/<X.Y.Z>`.
+    pub fn is_owner_path(&self, path: &[u8]) -> bool {
+        let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
+        let mut parts = path.rsplit(|&b| b == b'/');
+        let Some(file) = parts.next() else {
+            return false;
+        };
+        if self.is_name(file) {
+            return true;
+        }
+        let is_version = !file.is_empty()
+            && file[0].is_ascii_digit()
+            && file.iter().all(|b| b.is_ascii_digit() || *b == b'.');
+        is_version
+            && parts.next() == Some(b"versions")
+            && parts.next().is_some_and(|p| self.is_name(p))
+    }
+}
+
+/// Whether anything above a process owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ancestry {
+    /// An owner process is an ancestor.
+    Owned(i32),
+    /// The walk reached the top of the tree and met no owner.
+    NoOwner,
+    /// A link could not be read (gone, hidden, another namespace, a loop): not an orphan.
+    Unknown,
+}
+
+/// A cached view of the process table.
+pub struct ProcessTable {
+    pub fs: ProcFs,
+    owners: OwnerSet,
+    stats: HashMap<i32, Result<Stat, ReadError>>,
+    owner_of: HashMap<i32, bool>,
+}
+
+impl ProcessTable {
+    pub fn new(fs: ProcFs, owners: OwnerSet) -> ProcessTable {
+        ProcessTable {
+            fs,
+            owners,
+            stats: HashMap::new(),
+            owner_of: HashMap::new(),
+        }
+    }
+
+    /// `/proc/<pid>/stat`, read once per run.
+    pub fn stat(&mut self, pid: i32) -> Result<Stat, ReadError> {
+        if let Some(s) = self.stats.get(&pid) {
+            return s.clone();
+        }
+        let s = self.fs.stat(pid);
+        self.stats.insert(pid, s.clone());
+        s
+    }
+
+    /// Is this process an owner? By comm, then argv[0], then the executable path: each later
+    /// test costs a read, and most processes are settled by the first.
+    pub fn is_owner(&mut self, pid: i32) -> Result<bool, ReadError> {
+        if let Some(&o) = self.owner_of.get(&pid) {
+            return Ok(o);
+        }
+        let stat = self.stat(pid)?;
+        let owner = self.owners.is_owner_comm(&stat.comm)
+            || self
+                .fs
+                .read(pid, "cmdline")
+                .ok()
+                .and_then(|c| {
+                    split_args(c)
+                        .first()
+                        .map(|a0| self.owners.is_owner_path(a0))
+                })
+                .unwrap_or(false)
+            || self
+                .fs
+                .exe(pid)
+                .is_some_and(|exe| self.owners.is_owner_path(&exe));
+        self.owner_of.insert(pid, owner);
+        Ok(owner)
+    }
+
+    /// Walks from `pid`'s parent to the top of the tree looking for an owner. The whole chain
+    /// counts (an owner may be far up, or be PID 1 of a container), so the only limits are a
+    /// loop check and a safety cap.
+    pub fn ancestry(&mut self, pid: i32) -> Ancestry {
+        let mut seen = vec![pid];
+        let mut current = pid;
+        for _ in 0..defaults::MAX_ANCESTRY_HOPS {
+            let Ok(stat) = self.stat(current) else {
+                return Ancestry::Unknown;
+            };
+            let parent = stat.ppid;
+            if parent <= 0 {
+                // PID 1 and kthreadd have parent 0; anything else with parent 0 was started
+                // from outside our PID namespace, by something we cannot see.
+                return if current == 1 || current == 2 {
+                    Ancestry::NoOwner
+                } else {
+                    Ancestry::Unknown
+                };
+            }
+            if seen.contains(&parent) {
+                return Ancestry::Unknown;
+            }
+            match self.is_owner(parent) {
+                Ok(true) => return Ancestry::Owned(parent),
+                Ok(false) => {}
+                Err(_) => return Ancestry::Unknown,
+            }
+            seen.push(parent);
+            current = parent;
+        }
+        Ancestry::Unknown
+    }
+
+    /// This process and its ancestors, which are never reported or signalled.
+    pub fn self_and_ancestors(&mut self, me: i32) -> Vec<i32> {
+        let mut chain = vec![me];
+        let mut current = me;
+        while chain.len() < defaults::MAX_ANCESTRY_HOPS {
+            match self.stat(current) {
+                Ok(s) if s.ppid > 0 && !chain.contains(&s.ppid) => {
+                    chain.push(s.ppid);
+                    current = s.ppid;
+                }
+                _ => break,
+            }
+        }
+        chain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_names_and_paths() {
+        let o = OwnerSet::default();
+        assert!(o.is_owner_comm(b"claude"));
+        assert!(!o.is_owner_comm(b"claude-helper"));
+        assert!(o.is_owner_path(b"/usr/local/bin/claude"));
+        assert!(o.is_owner_path(b"claude"));
+        assert!(o.is_owner_path(b"/home/u/.local/share/claude/versions/2.1.197"));
+        assert!(o.is_owner_path(b"/home/u/.local/share/claude/versions/2.1.197 (deleted)"));
+        assert!(!o.is_owner_path(b"/home/u/.local/share/other/versions/2.1.197"));
+        assert!(!o.is_owner_path(b"/x/claude/versions/latest"));
+        assert!(!o.is_owner_path(b"/usr/bin/node"));
+        assert!(!o.is_owner_path(b""));
+        let long = OwnerSet::new(vec!["a-very-long-owner-name".into()]);
+        assert!(long.is_owner_comm(b"a-very-long-own"));
+    }
+}

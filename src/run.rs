@@ -1,0 +1,238 @@
+//! A run: read the input, then gather → decide → act on a worker thread, and report what was
+//! found when the work is done or the deadline passes, whichever comes first. A `/proc` read
+//! can block (a process holding its memory lock), so the deadline cannot rely on reads
+//! returning: the main thread waits with a timeout, reports, and exits, which ends a worker
+//! stuck in the kernel.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::cli::{self, Command, ExitCode, Options};
+use crate::config::{self, MatchRule};
+use crate::defaults;
+use crate::input::{self, HookInput};
+use crate::kill;
+use crate::orphans;
+use crate::process_table::{OwnerSet, ProcessTable};
+use crate::procfs::ProcFs;
+use crate::reaper;
+use crate::registry::Registry;
+use crate::report::Report;
+use crate::sanitize::sanitize;
+use crate::sys;
+
+/// Where the worker puts what it finds, a piece at a time, so that a run cut short by the
+/// deadline still reports everything found until then. The lock is never held across I/O.
+pub struct Sink(Mutex<Report>);
+
+impl Sink {
+    pub fn new(report: Report) -> Sink {
+        Sink(Mutex::new(report))
+    }
+
+    pub fn push(&self, f: impl FnOnce(&mut Report)) {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub fn warn(&self, warning: String) {
+        self.push(|r| r.warnings.push(warning));
+    }
+
+    pub fn snapshot(&self) -> Report {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The program: parse the flags, run, print. Returns the exit status.
+pub fn main() -> ExitCode {
+    let opts = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(opts)) => opts,
+        Ok(Command::Help) => {
+            print_quietly(cli::USAGE);
+            return ExitCode::Success;
+        }
+        Ok(Command::Version) => {
+            print_quietly(&format!("startup-hygiene {}\n", env!("CARGO_PKG_VERSION")));
+            return ExitCode::Success;
+        }
+        Err(msg) => {
+            eprintln!("startup-hygiene: {msg}\nTry 'startup-hygiene --help'.");
+            return ExitCode::Usage;
+        }
+    };
+    let report = run(&opts);
+    for w in &report.warnings {
+        eprintln!(
+            "startup-hygiene: warning: {}",
+            sanitize(w, defaults::JSON_FIELD_CAP)
+        );
+    }
+    print_quietly(&report.render(opts.format));
+    ExitCode::Success
+}
+
+/// Writes to stdout; a closed stdout or a broken pipe is not an error for a hook.
+fn print_quietly(text: &str) {
+    if !text.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+/// One run, bounded by `opts.deadline`.
+pub fn run(opts: &Options) -> Report {
+    let started = Instant::now();
+    let (input, input_warning) = input::read_stdin(
+        defaults::STDIN_LIMIT,
+        defaults::STDIN_WAIT.min(opts.deadline),
+    );
+    let mut warnings: Vec<String> = input_warning.into_iter().collect();
+    let project = resolve_project(opts, &input, &mut warnings);
+    let sink = Arc::new(Sink::new(Report {
+        project: project.as_ref().map(|p| p.to_string()),
+        dry_run: opts.dry_run,
+        kill_requested: opts.kill,
+        deadline_ms: opts.deadline.as_millis() as u64,
+        warnings,
+        ..Report::default()
+    }));
+    let deadline_at = started + opts.deadline;
+    let (done_tx, done_rx) = mpsc::channel();
+    let worker = {
+        let sink = Arc::clone(&sink);
+        let opts = opts.clone();
+        std::thread::Builder::new()
+            .name("scan".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                work(&opts, project.as_deref(), &sink, deadline_at);
+                let _ = done_tx.send(());
+            })
+    };
+    let cut_short = match worker {
+        Ok(_) => {
+            match done_rx.recv_timeout(deadline_at.saturating_duration_since(Instant::now())) {
+                Ok(()) => false,
+                Err(RecvTimeoutError::Timeout) => true,
+                Err(RecvTimeoutError::Disconnected) => {
+                    sink.warn("internal error: the scan stopped unexpectedly".into());
+                    false
+                }
+            }
+        }
+        Err(e) => {
+            sink.warn(format!("cannot start the scan thread: {e}"));
+            false
+        }
+    };
+    let mut report = sink.snapshot();
+    report.cut_short = cut_short;
+    report
+}
+
+/// `--project`, else the input's `cwd` (an absolute path of a directory), else
+/// `CLAUDE_PROJECT_DIR`, else the current directory.
+fn resolve_project(
+    opts: &Options,
+    input: &HookInput,
+    warnings: &mut Vec<String>,
+) -> Option<Utf8PathBuf> {
+    if let Some(p) = &opts.project {
+        let abs = absolute(p);
+        if !abs.is_dir() {
+            warnings.push(format!("project {abs} is not a directory"));
+        }
+        return Some(abs);
+    }
+    if let Some(cwd) = input.cwd.as_deref() {
+        let p = Utf8Path::new(cwd);
+        if p.is_absolute() && p.is_dir() {
+            return Some(p.to_path_buf());
+        }
+    }
+    if let Some(dir) = std::env::var("CLAUDE_PROJECT_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+    {
+        return Some(absolute(Utf8Path::new(&dir)));
+    }
+    match std::env::current_dir().map(Utf8PathBuf::try_from) {
+        Ok(Ok(dir)) => Some(dir),
+        _ => {
+            warnings
+                .push("the current directory cannot be read as UTF-8; no project to clean".into());
+            None
+        }
+    }
+}
+
+fn absolute(p: &Utf8Path) -> Utf8PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match std::env::current_dir().map(Utf8PathBuf::try_from) {
+        Ok(Ok(cwd)) => cwd.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Gather → decide → act, on the worker thread.
+fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: Instant) {
+    let mut warnings = Vec::new();
+    let mut config = config::load(
+        opts.config.as_deref(),
+        project,
+        &config::Env::from_process(),
+        &mut warnings,
+    );
+    warnings.into_iter().for_each(|w| sink.warn(w));
+    config
+        .match_rules
+        .extend(opts.matches.iter().map(|g| MatchRule {
+            label: g.clone(),
+            glob: g.clone(),
+        }));
+    let fs = match ProcFs::open(&opts.proc_root) {
+        Ok(fs) => fs,
+        Err(e) => {
+            sink.warn(format!("cannot open {}: {e}", opts.proc_root));
+            return;
+        }
+    };
+    let owners = opts.owners.clone().map(OwnerSet::new).unwrap_or_default();
+    let mut table = ProcessTable::new(fs, owners);
+    reaper::reap(&config.state_rules, project, &mut table, opts.dry_run, sink);
+
+    let me = sys::pid();
+    let uid = sys::uid();
+    let mut registry = Registry::from_env();
+    orphans::scan(
+        &mut table,
+        orphans::Scan {
+            rules: &config.match_rules,
+            uid,
+            me,
+            registry: &mut registry,
+        },
+        sink,
+    );
+    if opts.kill {
+        let groups = orphans::group(&sink.snapshot().orphans);
+        if !groups.is_empty() {
+            let exclude: HashSet<i32> = table.self_and_ancestors(me).into_iter().collect();
+            let left = deadline_at.saturating_duration_since(Instant::now());
+            let grace = defaults::KILL_GRACE
+                .min(left / 2)
+                .max(Duration::from_millis(1));
+            kill::stop(&groups, &mut table.fs, uid, &exclude, grace, sink);
+        }
+    }
+}

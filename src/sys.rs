@@ -1,0 +1,345 @@
+//! Thin, safe wrappers over the few Linux system calls the program needs.
+//!
+//! This is the only module with `unsafe`. Everything here returns `io::Result` or a plain
+//! value and never panics; callers decide what an error means.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A path for a `*at` call; a name with an interior NUL cannot exist on disk.
+pub fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// Opens a directory. With `nofollow`, a symlink in the last component fails with `ELOOP`
+/// (or `ENOTDIR`) instead of being followed.
+pub fn open_dir_at(dir: Option<BorrowedFd>, path: &CStr, nofollow: bool) -> io::Result<OwnedFd> {
+    let mut flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let base = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `path` is a valid C string; the returned fd is owned by us.
+    let fd = cvt(unsafe { libc::openat(base, path.as_ptr(), flags) })?;
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a file for reading. `O_NONBLOCK` keeps a FIFO from blocking the open itself.
+pub fn open_read_at(dir: Option<BorrowedFd>, path: &CStr, nonblock: bool) -> io::Result<OwnedFd> {
+    let mut flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+    if nonblock {
+        flags |= libc::O_NONBLOCK;
+    }
+    let base = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: as in `open_dir_at`.
+    let fd = cvt(unsafe { libc::openat(base, path.as_ptr(), flags) })?;
+    // SAFETY: as in `open_dir_at`.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads a whole file into `buf` (cleared first) with as few `read` calls as possible:
+/// `/proc` files fill a buffer as far as they can, so a short read means the end. The
+/// buffer grows up to `cap`; what lies beyond `cap` is not read.
+pub fn read_all(fd: BorrowedFd, buf: &mut Vec<u8>, cap: usize) -> io::Result<()> {
+    buf.clear();
+    if buf.capacity() == 0 {
+        buf.reserve(4096);
+    }
+    loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= cap {
+                return Ok(());
+            }
+            buf.reserve(buf.capacity().min(cap - buf.len()));
+        }
+        let spare = buf.capacity() - buf.len();
+        // SAFETY: we write at most `spare` bytes into the vector's spare capacity and only
+        // extend its length by what the kernel reports as written.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().add(buf.len()).cast(),
+                spare,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes past the old length.
+        unsafe { buf.set_len(buf.len() + n) };
+        if n == 0 || n < spare {
+            return Ok(());
+        }
+    }
+}
+
+/// The names in a directory, without `.` and `..`.
+pub fn list_dir(dir: BorrowedFd) -> io::Result<Vec<CString>> {
+    // fdopendir takes ownership of the descriptor it is given, so hand it a duplicate.
+    // SAFETY: plain fcntl on a valid fd.
+    let dup = cvt(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `dup` is a valid directory fd that the DIR stream now owns.
+    let stream = unsafe { libc::fdopendir(dup) };
+    if stream.is_null() {
+        let err = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so we still own `dup`.
+        unsafe { libc::close(dup) };
+        return Err(err);
+    }
+    // The duplicate shares the file offset: start from the top even if it was read before.
+    // SAFETY: `stream` is a valid DIR pointer.
+    unsafe { libc::rewinddir(stream) };
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: `stream` is valid; readdir returns null at the end or on error.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: d_name of a returned entry is a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+        let bytes = name.to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(name.to_owned());
+        }
+    }
+    // SAFETY: `stream` is valid and closed exactly once.
+    unsafe { libc::closedir(stream) };
+    Ok(names)
+}
+
+/// `fstatat` without following a symlink in the last component.
+pub fn lstat_at(dir: BorrowedFd, name: &CStr) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is written by the kernel on success.
+    cvt(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn fstat(fd: BorrowedFd) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: as in `lstat_at`.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn is_regular(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+pub fn unlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: plain syscall on valid arguments.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+}
+
+pub fn readlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: the kernel writes at most `buf.len()` bytes.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// What `kill(pid, 0)` says about a PID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// No process has this PID (`ESRCH`).
+    Dead,
+    /// Some process has it (success, or `EPERM`: it exists but is someone else's).
+    Alive,
+}
+
+/// Probes a PID. Never called with a PID ≤ 0, which would address process groups.
+pub fn probe(pid: i32) -> Probe {
+    if pid <= 0 {
+        return Probe::Alive;
+    }
+    // SAFETY: signal 0 sends nothing; it only checks existence and permission.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return Probe::Alive;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ESRCH) => Probe::Dead,
+        _ => Probe::Alive,
+    }
+}
+
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; returns a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a pidfd we hold.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits until every pidfd reports its process gone, or `timeout` passes. Returns, for each
+/// fd, whether its process is gone.
+pub fn wait_exited(pidfds: &[BorrowedFd], timeout: Duration) -> Vec<bool> {
+    let mut gone = vec![false; pidfds.len()];
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let mut polls: Vec<libc::pollfd> = pidfds
+            .iter()
+            .zip(&gone)
+            .filter(|(_, g)| !**g)
+            .map(|(fd, _)| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if polls.is_empty() {
+            return gone;
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `polls` is a valid array of pollfd.
+        let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return gone;
+        }
+        for p in &polls {
+            if p.revents != 0
+                && let Some(i) = pidfds.iter().position(|fd| fd.as_raw_fd() == p.fd)
+            {
+                gone[i] = true;
+            }
+        }
+        if n == 0 || left.is_zero() {
+            return gone;
+        }
+    }
+}
+
+/// Waits until `fd` is readable or `timeout` passes; true when readable (or hung up).
+pub fn wait_readable(fd: BorrowedFd, timeout: Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+pub fn read_some(fd: BorrowedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn is_terminal(fd: BorrowedFd) -> bool {
+    // SAFETY: isatty only inspects the fd.
+    unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
+}
+
+/// Seconds since boot, counting suspend: the clock `/proc/<pid>/stat` starttime uses.
+pub fn boottime_secs() -> f64 {
+    clock_secs(libc::CLOCK_BOOTTIME)
+}
+
+/// Seconds since the Unix epoch.
+pub fn realtime_secs() -> f64 {
+    clock_secs(libc::CLOCK_REALTIME)
+}
+
+fn clock_secs(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; these clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Clock ticks per second for `/proc/<pid>/stat` times (glibc answers from the aux vector).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
+}
+
+pub fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+pub fn pid() -> i32 {
+    std::process::id() as i32
+}
