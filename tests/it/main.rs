@@ -1,0 +1,8 @@
+//! One integration-test crate (one link of the binary's library, one test binary): each
+//! module runs the built `startup-hygiene` against real files and real processes.
+
+mod support;
+
+mod cli;
+mod orphans;
+mod reaper;

@@ -1,0 +1,466 @@
+//! Test fixtures: a temporary project (`TestEnv`), a way to run the built hook against it
+//! (`Hook`), and real process trees (`Procs`) that are ended by pidfd when dropped, also when
+//! a test fails. The test process makes itself a child subreaper, so orphans made by killing
+//! an owner are adopted by the test, not by PID 1, and can be reaped here.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_startup-hygiene")
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name no other test run on this machine uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A temporary project with its own HOME, removed on drop.
+pub struct TestEnv {
+    pub root: PathBuf,
+    pub project: PathBuf,
+    pub home: PathBuf,
+    /// An owner name unique to this test: real `claude` processes on the machine are not
+    /// owners in this test's eyes.
+    pub owner: String,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let root = std::env::temp_dir().join(unique("startup-hygiene-test"));
+        let project = root.join("project");
+        let home = root.join("home");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(home.join(".claude/sessions")).unwrap();
+        TestEnv {
+            root,
+            project,
+            home,
+            owner: unique("owner"),
+        }
+    }
+
+    /// `<project>/.orchestrator-state`, created.
+    pub fn state_dir(&self) -> PathBuf {
+        let d = self.project.join(".orchestrator-state");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// Creates `rel` under the project (and its folders), last modified `age` ago.
+    pub fn file(&self, rel: &str, age: Duration) -> PathBuf {
+        let p = self.project.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"session-id\n").unwrap();
+        set_mtime(&p, SystemTime::now() - age);
+        p
+    }
+
+    /// A state file for `pid`, `age` old.
+    pub fn pid_file(&self, pid: i32, age: Duration) -> PathBuf {
+        self.state_dir();
+        self.file(&format!(".orchestrator-state/active-session-{pid}"), age)
+    }
+
+    /// The hook, with this env's HOME and owner name, and no Claude Code variables inherited
+    /// from whoever runs the tests.
+    pub fn hook(&self) -> Hook {
+        let mut cmd = Command::new(bin());
+        clean_env(&mut cmd, &self.home);
+        cmd.current_dir(&self.project);
+        cmd.args(["--owner", &self.owner]);
+        Hook {
+            cmd,
+            stdin: Some(Vec::new()),
+        }
+    }
+
+    pub fn names_in_state_dir(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.project.join(".orchestrator-state"))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Removes the variables Claude Code sets, so a test run inside Claude Code behaves like one
+/// outside it, and points HOME-based lookups at `home`.
+pub fn clean_env(cmd: &mut Command, home: &Path) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CLAUDE") || k == "AI_AGENT" || k.starts_with("XDG_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("HOME", home);
+    cmd.env("CLAUDE_CONFIG_DIR", home.join(".claude"));
+}
+
+pub fn set_mtime(p: &Path, t: SystemTime) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(t).unwrap();
+}
+
+pub struct Hook {
+    pub cmd: Command,
+    /// `None`: stdin inherited as a pipe that the test keeps open (see `run_with_open_stdin`).
+    stdin: Option<Vec<u8>>,
+}
+
+impl Hook {
+    pub fn args<I, S>(mut self, args: I) -> Hook
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Hook {
+        self.cmd.arg(a);
+        self
+    }
+
+    /// Runs the hook as PID 1 of a new PID namespace with its own /proc, where the only
+    /// processes are its own: a scan that cannot see anything else on the machine. `None`
+    /// (with the reason on stderr) where namespaces are not available.
+    pub fn in_pid_namespace(self) -> Option<Hook> {
+        let probe = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stderr(Stdio::null())
+            .status();
+        if !matches!(probe, Ok(s) if s.success()) {
+            eprintln!("skipped: `unshare --pid --fork --mount-proc` is not available here");
+            return None;
+        }
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount-proc"])
+            .arg(self.cmd.get_program())
+            .args(self.cmd.get_args());
+        for (k, v) in self.cmd.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(dir) = self.cmd.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        Some(Hook {
+            cmd,
+            stdin: self.stdin,
+        })
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Hook {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Hook {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("start the hook");
+        let input = self.stdin.take().unwrap_or_default();
+        let mut stdin = child.stdin.take().unwrap();
+        // The hook may stop reading early (a size cap): a write error is expected then.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait for the hook");
+        let _ = writer.join();
+        Run(out)
+    }
+
+    /// Runs with a stdin pipe that stays open until the hook has exited.
+    pub fn run_with_open_stdin(mut self) -> Run {
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("start the hook");
+        let stdin = child.stdin.take();
+        let out = child.wait_with_output().expect("wait for the hook");
+        drop(stdin);
+        Run(out)
+    }
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// The `--format json` report; panics with the output when it is not one.
+    pub fn json(&self) -> Value {
+        assert_eq!(self.code(), 0, "stderr: {}", self.stderr());
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout(), self.stderr()))
+    }
+}
+
+/// PIDs of `report[key]` entries, e.g. `pids(&r, "reaped")`.
+pub fn pids(report: &Value, key: &str) -> Vec<i64> {
+    report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {report}"))
+        .iter()
+        .map(|e| e["pid"].as_i64().unwrap())
+        .collect()
+}
+
+/// The entry of `report[key]` for `pid`.
+pub fn entry(report: &Value, key: &str, pid: i32) -> Option<Value> {
+    report[key]
+        .as_array()?
+        .iter()
+        .find(|e| e["pid"].as_i64() == Some(pid as i64))
+        .cloned()
+}
+
+/// Makes the test process a child subreaper, once.
+pub fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+/// Processes a test started. Dropping ends each one by pidfd (never a reused PID) and reaps it.
+pub struct Procs {
+    dir: PathBuf,
+    members: Vec<(i32, Option<OwnedFd>)>,
+    children: Vec<Child>,
+    /// Write ends that keep `read`-blocked servers alive.
+    holds: Vec<ChildStdin>,
+}
+
+impl Procs {
+    pub fn new() -> Procs {
+        become_subreaper();
+        let dir = std::env::temp_dir().join(unique("startup-hygiene-procs"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Procs {
+            dir,
+            members: Vec::new(),
+            children: Vec::new(),
+            holds: Vec::new(),
+        }
+    }
+
+    /// A path to `/bin/sh` under `name`: a process started through it has comm `name`.
+    pub fn named(&self, name: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        if !p.exists() {
+            symlink("/bin/sh", &p).unwrap();
+        }
+        p
+    }
+
+    /// Tracks a PID started indirectly (e.g. printed by a child).
+    pub fn adopt(&mut self, pid: i32) {
+        let fd = pidfd(pid);
+        self.members.push((pid, fd));
+    }
+
+    /// Starts `name -c script name args…` with `env` added to a clean environment; stdin is a
+    /// pipe the test holds, stdout a pipe for `read_pid`.
+    pub fn spawn(&mut self, name: &str, script: &str, args: &[&str], env: &[(&str, &str)]) -> i32 {
+        let mut cmd = Command::new(self.named(name));
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied());
+        cmd.arg("-c").arg(script).arg(name).args(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn");
+        let pid = child.id() as i32;
+        self.members.push((pid, pidfd(pid)));
+        if let Some(stdin) = child.stdin.take() {
+            self.holds.push(stdin);
+        }
+        self.children.push(child);
+        pid
+    }
+
+    /// Reads one PID line from the stdout of the child `pid` started.
+    pub fn read_pid(&mut self, pid: i32) -> i32 {
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() as i32 == pid)
+            .expect("a child of this test");
+        let out = child.stdout.as_mut().unwrap();
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line).unwrap();
+        let got: i32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no pid in {line:?}"));
+        self.adopt(got);
+        got
+    }
+
+    /// An owner process (`name`, e.g. the env's owner) that starts a server `server_name
+    /// -c 'read x' server_name server_args…` with `env`, and prints the server's PID.
+    pub fn owner_with_server(
+        &mut self,
+        owner: &str,
+        server_name: &str,
+        server_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (i32, i32) {
+        let server = self.named(server_name);
+        let quoted: Vec<String> = server_args.iter().map(|a| shell_quote(a)).collect();
+        // A background job's stdin is /dev/null unless redirected: hand it ours (fd 3).
+        let script = format!(
+            "exec 3<&0; {} -c 'read x' {} {} <&3 & echo $!; wait",
+            shell_quote(server.to_str().unwrap()),
+            shell_quote(server_name),
+            quoted.join(" ")
+        );
+        let owner_pid = self.spawn(owner, &script, &[], env);
+        let server_pid = self.read_pid(owner_pid);
+        (owner_pid, server_pid)
+    }
+
+    /// A process that blocks in `read` with `env`; its command line is `name -c 'read x' name args…`.
+    pub fn server(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) -> i32 {
+        self.spawn(name, "read x", args, env)
+    }
+
+    /// SIGKILL through the pidfd, then reap it if it is ours to reap.
+    pub fn kill(&mut self, pid: i32) {
+        if let Some((_, fd)) = self.members.iter().find(|(p, _)| *p == pid) {
+            if let Some(fd) = fd {
+                // SAFETY: pidfd_send_signal on a pidfd we hold.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        fd.as_raw_fd(),
+                        libc::SIGKILL,
+                        std::ptr::null::<u8>(),
+                        0,
+                    )
+                };
+            }
+        }
+        reap(pid);
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        let pids: Vec<i32> = self.members.iter().map(|(p, _)| *p).collect();
+        for pid in pids {
+            self.kill(pid);
+        }
+        for c in &mut self.children {
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall returning a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a fresh fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits for `pid` if it is a child of the test (adopted orphans are); otherwise no-op.
+pub fn reap(pid: i32) {
+    let mut status = 0;
+    for _ in 0..200 {
+        // SAFETY: waitpid on a specific pid.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r != 0 {
+            return; // reaped, or not our child (ECHILD)
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `pid`'s parent is `parent` (an orphan being adopted), up to 5 s.
+pub fn wait_for_parent(pid: i32, parent: i32) {
+    for _ in 0..500 {
+        if ppid(pid) == Some(parent) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{pid} was not adopted by {parent} (parent {:?})", ppid(pid));
+}
+
+pub fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+pub fn is_alive(pid: i32) -> bool {
+    matches!(state(pid), Some(s) if s != 'Z' && s != 'X')
+}
+
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
