@@ -1,1 +1,548 @@
-//! (filled below)
+//! The stale per-PID file reaper, run as the built binary against real files and processes.
+
+use std::collections::HashSet;
+use std::os::unix::fs::symlink;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const FRESH: Duration = Duration::ZERO;
+
+/// A PID that no process has: one we started and reaped. (PIDs are handed out in rising order,
+/// so reuse within a test is not a practical concern.)
+fn dead_pid() -> i32 {
+    let mut c = Command::new("/bin/true").spawn().unwrap();
+    let pid = c.id() as i32;
+    c.wait().unwrap();
+    pid
+}
+
+fn reap_json(env: &TestEnv, extra: &[&str]) -> Value {
+    env.hook()
+        .args(["--format", "json", "--project"])
+        .arg(&env.project)
+        .args(extra)
+        .run()
+        .json()
+}
+
+fn reasons(report: &Value, key: &str) -> Vec<(i64, String)> {
+    let mut v: Vec<(i64, String)> = report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["pid"].as_i64().unwrap(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn dead_removed_live_kept() {
+    let env = TestEnv::new();
+    let dead = dead_pid();
+    let me = std::process::id() as i32;
+    env.pid_file(dead, HOUR);
+    env.pid_file(me, FRESH);
+    let r = reap_json(&env, &[]);
+    assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
+    assert_eq!(reasons(&r, "kept"), vec![(me as i64, "alive".into())]);
+    assert_eq!(
+        env.names_in_state_dir(),
+        vec![format!("active-session-{me}")]
+    );
+    assert_eq!(r["dry_run"], false);
+    assert_eq!(r["project"], env.project.to_str().unwrap());
+    let path = r["reaped"][0]["path"].as_str().unwrap();
+    assert!(
+        path.ends_with(&format!(".orchestrator-state/active-session-{dead}")),
+        "{path}"
+    );
+}
+
+#[test]
+fn text_block_counts_and_explains() {
+    let env = TestEnv::new();
+    env.pid_file(dead_pid(), HOUR);
+    env.pid_file(dead_pid(), HOUR);
+    let run = env.hook().args(["--project"]).arg(&env.project).run();
+    assert_eq!(run.code(), 0);
+    let state = env.project.join(".orchestrator-state");
+    let expected = format!(
+        "- Removed 2 stale per-PID state files in \"{}\": 2 whose process has exited.\n",
+        state.display()
+    );
+    assert!(run.stdout().contains(&expected), "{}", run.stdout());
+    assert!(run.stdout().len() < 4000);
+}
+
+#[test]
+fn names_that_are_not_canonical_pids_are_ignored() {
+    let env = TestEnv::new();
+    let names = [
+        "active-session",
+        "active-session-",
+        "active-session-0",
+        "active-session-00",
+        "active-session-007",
+        "active-session--5",
+        "active-session-+5",
+        "active-session-5.bak",
+        "active-session-5x",
+        "active-session-99999999",
+        "xactive-session-5",
+        "notes.txt",
+    ];
+    for n in names {
+        env.file(&format!(".orchestrator-state/{n}"), HOUR);
+    }
+    let r = reap_json(&env, &[]);
+    assert_eq!(r["reaped"], Value::Array(vec![]));
+    assert_eq!(r["kept"], Value::Array(vec![]));
+    let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(env.names_in_state_dir(), expected);
+}
+
+#[test]
+fn missing_and_empty_folders_are_no_ops() {
+    let env = TestEnv::new();
+    let r = reap_json(&env, &[]);
+    assert_eq!(
+        (
+            r["reaped"].as_array().unwrap().len(),
+            r["kept"].as_array().unwrap().len()
+        ),
+        (0, 0)
+    );
+    assert_eq!(r["warnings"], Value::Array(vec![]));
+    env.state_dir();
+    let r = reap_json(&env, &[]);
+    assert_eq!(
+        (
+            r["reaped"].as_array().unwrap().len(),
+            r["kept"].as_array().unwrap().len()
+        ),
+        (0, 0)
+    );
+    assert_eq!(r["warnings"], Value::Array(vec![]));
+}
+
+#[test]
+fn pid_1_is_alive_and_kept() {
+    let env = TestEnv::new();
+    env.pid_file(1, FRESH);
+    let r = reap_json(&env, &[]);
+    assert_eq!(reasons(&r, "kept"), vec![(1, "alive".into())]);
+    assert_eq!(env.names_in_state_dir(), vec!["active-session-1"]);
+}
+
+#[test]
+fn zombie_is_stale() {
+    let env = TestEnv::new();
+    let child = Command::new("/bin/true").spawn().unwrap();
+    let pid = child.id() as i32;
+    // Not waited for: it stays a zombie until reaped below.
+    for _ in 0..500 {
+        if state(pid) == Some('Z') {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(state(pid), Some('Z'));
+    env.pid_file(pid, FRESH);
+    let r = reap_json(&env, &[]);
+    reap(pid);
+    assert_eq!(reasons(&r, "reaped"), vec![(pid as i64, "zombie".into())]);
+}
+
+#[test]
+fn reused_pid_younger_than_file_is_stale_but_owner_keeps_its_file() {
+    let env = TestEnv::new();
+    let mut procs = Procs::new();
+    let stranger = procs.server("some-tool", &[], &[]);
+    let owner = procs.server(&env.owner, &[], &[]);
+    env.pid_file(stranger, HOUR);
+    env.pid_file(owner, HOUR);
+    let r = reap_json(&env, &[]);
+    assert_eq!(
+        reasons(&r, "reaped"),
+        vec![(stranger as i64, "reused".into())]
+    );
+    assert_eq!(reasons(&r, "kept"), vec![(owner as i64, "owner".into())]);
+    assert!(
+        is_alive(stranger) && is_alive(owner),
+        "the reaper never signals"
+    );
+}
+
+#[test]
+fn default_owner_names_are_claude() {
+    let env = TestEnv::new();
+    let mut procs = Procs::new();
+    let claude = procs.server("claude", &[], &[]);
+    env.pid_file(claude, HOUR);
+    // Without --owner: the built-in owner names.
+    let mut hook = env.hook();
+    hook.cmd = Command::new(bin());
+    clean_env(&mut hook.cmd, &env.home);
+    let r = hook
+        .args(["--format", "json", "--project"])
+        .arg(&env.project)
+        .run()
+        .json();
+    assert_eq!(reasons(&r, "kept"), vec![(claude as i64, "owner".into())]);
+}
+
+#[test]
+fn eperm_means_alive() {
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to run the hook as nobody against a root-owned process");
+        return;
+    }
+    let env = TestEnv::new();
+    let me = std::process::id() as i32;
+    env.pid_file(me, FRESH);
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        bin(),
+        "--format",
+        "json",
+        "--owner",
+        &env.owner,
+        "--project",
+    ])
+    .arg(&env.project);
+    clean_env(&mut cmd, &env.home);
+    make_world_readable(&env.root);
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reasons(&r, "kept"), vec![(me as i64, "alive".into())]);
+    assert_eq!(
+        env.names_in_state_dir(),
+        vec![format!("active-session-{me}")]
+    );
+}
+
+fn make_world_readable(root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [
+        root.to_path_buf(),
+        root.join("project"),
+        root.join("project/.orchestrator-state"),
+        root.join("home"),
+    ] {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+#[test]
+fn only_regular_files_are_reaped() {
+    let env = TestEnv::new();
+    let state = env.state_dir();
+    let (d1, d2, d3) = (dead_pid(), dead_pid(), dead_pid());
+    std::fs::create_dir(state.join(format!("active-session-{d1}"))).unwrap();
+    let target = env.root.join("precious");
+    std::fs::write(&target, "keep me").unwrap();
+    symlink(&target, state.join(format!("active-session-{d2}"))).unwrap();
+    let fifo = std::ffi::CString::new(state.join(format!("active-session-{d3}")).to_str().unwrap())
+        .unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let r = reap_json(&env, &[]);
+    assert_eq!(r["reaped"], Value::Array(vec![]));
+    let kept = reasons(&r, "kept");
+    assert_eq!(kept.len(), 3);
+    assert!(kept.iter().all(|(_, why)| why == "not_regular"), "{kept:?}");
+    assert_eq!(env.names_in_state_dir().len(), 3);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+}
+
+#[test]
+fn symlinked_state_folder_is_reported_not_entered() {
+    let env = TestEnv::new();
+    let elsewhere = env.root.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let victim = elsewhere.join(format!("active-session-{}", dead_pid()));
+    std::fs::write(&victim, "x").unwrap();
+    symlink(&elsewhere, env.project.join(".orchestrator-state")).unwrap();
+    let r = reap_json(&env, &[]);
+    assert_eq!(r["reaped"], Value::Array(vec![]));
+    assert!(victim.exists());
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("is a symlink; not entered"), "{warnings}");
+}
+
+#[test]
+fn hostile_project_config_cannot_reach_outside() {
+    let env = TestEnv::new();
+    let outside = env.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let victim = outside.join(format!("lock-{}", dead_pid()));
+    std::fs::write(&victim, "x").unwrap();
+    symlink(&outside, env.project.join("link")).unwrap();
+    let rel = format!("../{}", outside.file_name().unwrap().to_str().unwrap());
+    for dir in [
+        outside.to_str().unwrap(),
+        rel.as_str(),
+        "~/x",
+        "link",
+        "link/.",
+        "./link",
+    ] {
+        let cfg = format!(r#"{{"state_files":[{{"dir":{dir:?},"name":"lock-{{pid}}"}}]}}"#);
+        env.file(".claude/startup-hygiene.json", FRESH);
+        std::fs::write(env.project.join(".claude/startup-hygiene.json"), cfg).unwrap();
+        let r = reap_json(&env, &[]);
+        assert_eq!(r["reaped"], Value::Array(vec![]), "{dir}");
+        assert!(victim.exists(), "{dir}");
+        assert!(
+            !r["warnings"].as_array().unwrap().is_empty(),
+            "{dir}: a refused rule is reported"
+        );
+    }
+}
+
+#[test]
+fn config_rules_add_state_folders() {
+    let env = TestEnv::new();
+    let dead = dead_pid();
+    env.file(&format!("run/locks/lock-{dead}.json"), HOUR);
+    env.file(".claude/startup-hygiene.json", FRESH);
+    std::fs::write(
+        env.project.join(".claude/startup-hygiene.json"),
+        r#"{"state_files":[{"dir":"run/locks","name":"lock-{pid}.json"}]}"#,
+    )
+    .unwrap();
+    let r = reap_json(&env, &[]);
+    assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
+    assert!(
+        !env.project
+            .join(format!("run/locks/lock-{dead}.json"))
+            .exists()
+    );
+
+    // The user's own config may name a folder anywhere, with ~.
+    let user_dir = env.home.join("state");
+    std::fs::create_dir_all(&user_dir).unwrap();
+    let dead2 = dead_pid();
+    std::fs::write(user_dir.join(format!("{dead2}.pid")), "x").unwrap();
+    std::fs::create_dir_all(env.home.join(".config/startup-hygiene")).unwrap();
+    std::fs::write(
+        env.home.join(".config/startup-hygiene/config.json"),
+        r#"{"state_files":[{"dir":"~/state","name":"{pid}.pid"}]}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(env.project.join(".claude/startup-hygiene.json")).unwrap();
+    let r = reap_json(&env, &[]);
+    assert_eq!(reasons(&r, "reaped"), vec![(dead2 as i64, "dead".into())]);
+}
+
+#[test]
+fn invalid_config_warns_and_keeps_builtin_rules() {
+    let env = TestEnv::new();
+    let dead = dead_pid();
+    env.pid_file(dead, HOUR);
+    env.file(".claude/startup-hygiene.json", FRESH);
+    std::fs::write(
+        env.project.join(".claude/startup-hygiene.json"),
+        "{ not json",
+    )
+    .unwrap();
+    let run = env.hook().args(["--project"]).arg(&env.project).run();
+    assert_eq!(run.code(), 0);
+    assert!(run.stdout().contains("Warning: config"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("built-in rules only"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().contains("Removed 1 stale per-PID state file "),
+        "{}",
+        run.stdout()
+    );
+    assert!(run.stderr().contains("warning: config"), "{}", run.stderr());
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let env = TestEnv::new();
+    let dead = dead_pid();
+    env.pid_file(dead, HOUR);
+    let r = reap_json(&env, &["--dry-run"]);
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
+    assert_eq!(
+        env.names_in_state_dir(),
+        vec![format!("active-session-{dead}")]
+    );
+    let text = env
+        .hook()
+        .args(["--dry-run", "--project"])
+        .arg(&env.project)
+        .run()
+        .stdout();
+    assert!(
+        text.contains("Would remove 1 stale per-PID state file ")
+            && text.contains("nothing was removed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn project_comes_from_stdin_cwd_then_env_then_current_dir() {
+    let env = TestEnv::new();
+    let other = TestEnv::new();
+    let dead = dead_pid();
+    env.pid_file(dead, HOUR);
+    let stdin = format!(
+        r#"{{"session_id":"s","cwd":{:?},"hook_event_name":"SessionStart","source":"startup"}}"#,
+        env.project.to_str().unwrap()
+    );
+    // The hook runs in `other`'s project; stdin names `env`'s.
+    let mut hook = other.hook().args(["--format", "json"]).stdin(stdin);
+    hook.cmd.env("CLAUDE_PROJECT_DIR", &other.project);
+    let r = hook.run().json();
+    assert_eq!(r["project"], env.project.to_str().unwrap());
+    assert_eq!(pids(&r, "reaped"), vec![dead as i64]);
+
+    // A relative cwd is ignored: CLAUDE_PROJECT_DIR wins, then the current directory.
+    let r = other
+        .hook()
+        .args(["--format", "json"])
+        .stdin(r#"{"cwd":"relative"}"#)
+        .env("CLAUDE_PROJECT_DIR", &env.project)
+        .run()
+        .json();
+    assert_eq!(r["project"], env.project.to_str().unwrap());
+    let r = other.hook().args(["--format", "json"]).run().json();
+    assert_eq!(r["project"], other.project.to_str().unwrap());
+}
+
+#[test]
+fn stdin_variants_never_fail_the_hook() {
+    let env = TestEnv::new();
+    let dead = dead_pid();
+    env.pid_file(dead, HOUR);
+    let huge = format!(
+        r#"{{"cwd":"{}","pad":"{}"}}"#,
+        env.project.display(),
+        "x".repeat(2 << 20)
+    );
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("empty", Vec::new(), false),
+        ("garbage", b"\x00\xff garbage {{{".to_vec(), true),
+        ("truncated", br#"{"cwd": "/tm"#.to_vec(), true),
+        (
+            "wrong types",
+            br#"{"cwd": 42, "session_id": []}"#.to_vec(),
+            false,
+        ),
+        ("array", b"[1,2]".to_vec(), true),
+        ("huge", huge.into_bytes(), true),
+    ];
+    for (name, input, warns) in cases {
+        env.pid_file(dead, HOUR);
+        let r = env
+            .hook()
+            .args(["--format", "json", "--project"])
+            .arg(&env.project)
+            .stdin(input)
+            .run()
+            .json();
+        assert_eq!(pids(&r, "reaped"), vec![dead as i64], "{name}");
+        assert_eq!(
+            !r["warnings"].as_array().unwrap().is_empty(),
+            warns,
+            "{name}: {}",
+            r["warnings"]
+        );
+    }
+    // A pipe nobody closes: the hook goes on without input and still does its work.
+    env.pid_file(dead, HOUR);
+    let run = env
+        .hook()
+        .args(["--format", "json", "--project"])
+        .arg(&env.project)
+        .run_with_open_stdin();
+    assert_eq!(pids(&run.json(), "reaped"), vec![dead as i64]);
+}
+
+#[test]
+fn parallel_runs_remove_each_file_once_and_count_it_once() {
+    let env = TestEnv::new();
+    env.state_dir();
+    let dead = dead_pid();
+    // Distinct PIDs no process has: above this machine's pid_max but within the kernel's range.
+    let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut expected = HashSet::new();
+    for i in 0..2000 {
+        let pid = if i == 0 {
+            dead
+        } else {
+            (pid_max + i).min(4_194_304)
+        };
+        std::fs::write(
+            env.project
+                .join(format!(".orchestrator-state/active-session-{pid}")),
+            "x",
+        )
+        .unwrap();
+        expected.insert(format!("active-session-{pid}"));
+    }
+    assert_eq!(expected.len(), 2000);
+    let runs: Vec<_> = (0..16)
+        .map(|_| {
+            let mut hook = env
+                .hook()
+                .args(["--format", "json", "--project"])
+                .arg(&env.project);
+            hook.cmd
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped());
+            hook.cmd.spawn().unwrap()
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for child in runs {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for e in r["reaped"].as_array().unwrap() {
+            let path = e["path"].as_str().unwrap();
+            seen.push(path.rsplit('/').next().unwrap().to_string());
+        }
+    }
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(
+        seen.len(),
+        2000,
+        "every file counted exactly once across 16 runs"
+    );
+    assert_eq!(unique, expected);
+    assert!(env.names_in_state_dir().is_empty());
+}
