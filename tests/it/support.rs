@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -335,8 +335,12 @@ impl Procs {
             .find(|c| c.id() as i32 == pid)
             .expect("a child of this test");
         let out = child.stdout.as_mut().unwrap();
+        // Byte by byte: a buffered reader would swallow the lines of later calls.
         let mut line = String::new();
-        BufReader::new(out).read_line(&mut line).unwrap();
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            line.push(byte[0] as char);
+        }
         let got: i32 = line
             .trim()
             .parse()
