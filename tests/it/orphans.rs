@@ -178,7 +178,7 @@ fn wrapper_chain_is_reported_once_at_its_top() {
     let mut vars = markers("chain", "/p");
     vars.push(("P", &p));
     // owner → npm → sh → node; each shell waits for its child (`; :` keeps it from exec'ing).
-    let script = r#"exec 3<&0; "$P/npm" -c '"$P/sh" -c "\"\$P/node\" -c \"read x\" node; :" sh; :' npm <&3 & echo $!; wait"#;
+    let script = r#"exec 3<&0; "$P/npm" -c '"$P/sh" -c "\"\$P/node\" -c \"read x\" node; :" sh; :' npm <&3 >/dev/null & echo $!; wait"#;
     let owner = procs.spawn(&env.owner, script, &[], &vars);
     let npm = procs.read_pid(owner);
     let below = wait_descendants(npm, 2);
@@ -397,7 +397,7 @@ fn two_hundred_orphans_stay_under_the_cap() {
         .to_str()
         .unwrap()
         .to_string();
-    let script = r#"exec 3<&0; i=0; while [ $i -lt 200 ]; do "$P/bun" -c 'read x' bun /x/orchestrator/dist/server.js <&3 & echo $!; i=$((i+1)); done; wait"#;
+    let script = r#"exec 3<&0; i=0; while [ $i -lt 200 ]; do "$P/bun" -c 'read x' bun /x/orchestrator/dist/server.js <&3 >/dev/null & echo $!; i=$((i+1)); done; wait"#;
     let owner = procs.spawn(&env.owner, script, &[], &[("P", &p)]);
     let servers: Vec<i32> = (0..200).map(|_| procs.read_pid(owner)).collect();
     procs.kill(owner);
@@ -439,7 +439,7 @@ fn kill_stops_a_group_and_only_with_kill() {
     let mut vars = markers("doomed", "/p");
     vars.push(("P", &p));
     let script =
-        r#"exec 3<&0; "$P/npm" -c '"$P/node" -c "read x" node; :' npm <&3 & echo $!; wait"#;
+        r#"exec 3<&0; "$P/npm" -c '"$P/node" -c "read x" node; :' npm <&3 >/dev/null & echo $!; wait"#;
     let owner = procs.spawn(&env.owner, script, &[], &vars);
     let npm = procs.read_pid(owner);
     let node = wait_descendants(npm, 1)[0];

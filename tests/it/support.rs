@@ -362,7 +362,7 @@ impl Procs {
         let quoted: Vec<String> = server_args.iter().map(|a| shell_quote(a)).collect();
         // A background job's stdin is /dev/null unless redirected: hand it ours (fd 3).
         let script = format!(
-            "exec 3<&0; {} -c 'read x' {} {} <&3 & echo $!; wait",
+            "exec 3<&0; {} -c 'read x' {} {} <&3 >/dev/null & echo $!; wait",
             shell_quote(server.to_str().unwrap()),
             shell_quote(server_name),
             quoted.join(" ")
