@@ -48,7 +48,6 @@ pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
     }
     let end = Instant::now() + wait;
     let mut data = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let left = end.saturating_duration_since(Instant::now());
         match sys::wait_readable(fd, left) {
@@ -69,11 +68,9 @@ pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
             }
             Err(_) => return (HookInput::default(), None),
         }
-        let room = (limit + 1 - data.len()).min(chunk.len());
-        match sys::read_some(fd, &mut chunk[..room]) {
+        match sys::read_append(fd, &mut data, limit + 1) {
             Ok(0) => break,
-            Ok(n) => {
-                data.extend_from_slice(&chunk[..n]);
+            Ok(_) => {
                 if data.len() > limit {
                     return (
                         HookInput::default(),

@@ -5,7 +5,7 @@
 //! PID 1 and below, other users' processes and the hook's own ancestors are refused. Nothing
 //! else in the program sends a signal.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub fn stop(
     groups: &[OrphanGroup],
     fs: &mut ProcFs,
     uid: u32,
-    exclude: &HashSet<i32>,
+    exclude: &BTreeSet<i32>,
     grace: Duration,
     sink: &Sink,
 ) {

@@ -7,7 +7,7 @@
 //! of each of our processes' command line and environment, and `stat` only along the
 //! ancestor chains of matches.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use crate::config::MatchRule;
 use crate::defaults;
@@ -41,7 +41,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
     let kernel_threads = kernel_threads(table);
     let clock = AgeClock::now();
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
-    let mut ancestors_of_me: Option<HashSet<i32>> = None;
+    let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     for pid in pids {
         if pid == scan.me || kernel_threads.contains(&pid) {
             continue;
@@ -102,24 +102,24 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
 /// The children of kthreadd, read in one go: on a typical machine most of `/proc` is kernel
 /// threads, and this spares a read for each. Only trusted when PID 2 really is kthreadd (in
 /// a PID namespace it is an ordinary process).
-fn kernel_threads(table: &mut ProcessTable) -> HashSet<i32> {
+fn kernel_threads(table: &mut ProcessTable) -> BTreeSet<i32> {
     match table.stat(2) {
         Ok(s) if s.ppid == 0 && s.comm == b"kthreadd" => {}
-        _ => return HashSet::new(),
+        _ => return BTreeSet::new(),
     }
     match table.fs.read(2, "task/2/children") {
         Ok(list) => list
             .split(|&b| b == b' ' || b == b'\n')
             .filter_map(procfs::parse_pid)
             .collect(),
-        Err(ReadError::Gone | ReadError::Denied) => HashSet::new(),
+        Err(ReadError::Gone | ReadError::Denied) => BTreeSet::new(),
     }
 }
 
 /// Groups orphans under their topmost orphan ancestor (a wrapper chain such as `npm exec` →
 /// `sh` → `node` becomes one group). Largest resident memory first.
 pub fn group(orphans: &[OrphanProc]) -> Vec<OrphanGroup> {
-    let by_pid: std::collections::HashMap<i32, &OrphanProc> =
+    let by_pid: std::collections::BTreeMap<i32, &OrphanProc> =
         orphans.iter().map(|o| (o.pid, o)).collect();
     let top_of = |o: &OrphanProc| {
         let mut top = o;
@@ -134,7 +134,7 @@ pub fn group(orphans: &[OrphanProc]) -> Vec<OrphanGroup> {
         top.pid
     };
     let mut groups: Vec<OrphanGroup> = Vec::new();
-    let mut index: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::BTreeMap<i32, usize> = std::collections::BTreeMap::new();
     for o in orphans {
         let top = top_of(o);
         if top == o.pid {

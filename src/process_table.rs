@@ -2,7 +2,7 @@
 //! process's `stat` only when a decision needs it, and the owner test (is this a Claude Code
 //! process?) with the ancestor walk built on it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::defaults;
 use crate::procfs::{ProcFs, ReadError, Stat, split_args};
@@ -76,8 +76,8 @@ pub enum Ancestry {
 pub struct ProcessTable {
     pub fs: ProcFs,
     owners: OwnerSet,
-    stats: HashMap<i32, Result<Stat, ReadError>>,
-    owner_of: HashMap<i32, bool>,
+    stats: BTreeMap<i32, Result<Stat, ReadError>>,
+    owner_of: BTreeMap<i32, bool>,
 }
 
 impl ProcessTable {
@@ -85,8 +85,8 @@ impl ProcessTable {
         ProcessTable {
             fs,
             owners,
-            stats: HashMap::new(),
-            owner_of: HashMap::new(),
+            stats: BTreeMap::new(),
+            owner_of: BTreeMap::new(),
         }
     }
 

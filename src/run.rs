@@ -4,7 +4,7 @@
 //! returning: the main thread waits with a timeout, reports, and exits, which ends a worker
 //! stuck in the kernel.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,8 +52,8 @@ impl Sink {
 }
 
 /// The program: parse the flags, run, print. Returns the exit status.
-pub fn main() -> ExitCode {
-    let opts = match cli::parse(std::env::args_os().skip(1)) {
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let opts = match cli::parse(args) {
         Ok(Command::Run(opts)) => opts,
         Ok(Command::Help) => {
             print_quietly(cli::USAGE);
@@ -69,6 +69,9 @@ pub fn main() -> ExitCode {
         }
     };
     let report = run(&opts);
+    if !report.warnings.is_empty() {
+        ignore_sigpipe();
+    }
     for w in &report.warnings {
         eprintln!(
             "startup-hygiene: warning: {}",
@@ -82,9 +85,17 @@ pub fn main() -> ExitCode {
 /// Writes to stdout; a closed stdout or a broken pipe is not an error for a hook.
 fn print_quietly(text: &str) {
     if !text.is_empty() {
+        ignore_sigpipe();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
+}
+
+/// A write to a closed pipe must fail with EPIPE, not kill the hook with SIGPIPE. (main.rs
+/// skips std's runtime set-up, which would otherwise do this at every start.)
+fn ignore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no other effect.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// One run, bounded by `opts.deadline`.
@@ -227,7 +238,7 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
     if opts.kill {
         let groups = orphans::group(&sink.snapshot().orphans);
         if !groups.is_empty() {
-            let exclude: HashSet<i32> = table.self_and_ancestors(me).into_iter().collect();
+            let exclude: BTreeSet<i32> = table.self_and_ancestors(me).into_iter().collect();
             let left = deadline_at.saturating_duration_since(Instant::now());
             let grace = defaults::KILL_GRACE
                 .min(left / 2)

@@ -89,39 +89,46 @@ pub fn read_all(fd: BorrowedFd, buf: &mut Vec<u8>, cap: usize) -> io::Result<()>
     }
 }
 
-/// The names in a directory, without `.` and `..`.
+/// The names in a directory, without `.` and `..`: `getdents64` straight into a buffer,
+/// since `fdopendir` would cost a dup, an fstat and three fcntls per listing. Reads from the
+/// handle's current offset, so each handle is listed once.
 pub fn list_dir(dir: BorrowedFd) -> io::Result<Vec<CString>> {
-    // fdopendir takes ownership of the descriptor it is given, so hand it a duplicate.
-    // SAFETY: plain fcntl on a valid fd.
-    let dup = cvt(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: `dup` is a valid directory fd that the DIR stream now owns.
-    let stream = unsafe { libc::fdopendir(dup) };
-    if stream.is_null() {
-        let err = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so we still own `dup`.
-        unsafe { libc::close(dup) };
-        return Err(err);
-    }
-    // The duplicate shares the file offset: start from the top even if it was read before.
-    // SAFETY: `stream` is a valid DIR pointer.
-    unsafe { libc::rewinddir(stream) };
     let mut names = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
     loop {
-        // SAFETY: `stream` is valid; readdir returns null at the end or on error.
-        let entry = unsafe { libc::readdir(stream) };
-        if entry.is_null() {
-            break;
+        // SAFETY: the kernel writes at most `buf.len()` bytes of dirent64 records.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
-        // SAFETY: d_name of a returned entry is a NUL-terminated string.
-        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
-        let bytes = name.to_bytes();
-        if bytes != b"." && bytes != b".." {
-            names.push(name.to_owned());
+        if n == 0 {
+            return Ok(names);
+        }
+        let mut at = 0usize;
+        while at + 19 < n as usize {
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            if reclen == 0 || at + reclen > n as usize {
+                break;
+            }
+            let name = &buf[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"."
+                && name != b".."
+                && let Ok(c) = CString::new(name)
+            {
+                names.push(c);
+            }
+            at += reclen;
         }
     }
-    // SAFETY: `stream` is valid and closed exactly once.
-    unsafe { libc::closedir(stream) };
-    Ok(names)
 }
 
 /// `fstatat` without following a symlink in the last component.
@@ -287,14 +294,22 @@ pub fn wait_readable(fd: BorrowedFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
-pub fn read_some(fd: BorrowedFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+/// One `read` appended to `buf`, which grows as needed but never past `max_len` bytes.
+pub fn read_append(fd: BorrowedFd, buf: &mut Vec<u8>, max_len: usize) -> io::Result<usize> {
+    if buf.len() == buf.capacity() {
+        let left = max_len.saturating_sub(buf.len()).max(1);
+        buf.reserve(buf.len().max(4096).min(left));
     }
+    let room = (buf.capacity() - buf.len()).min(max_len.saturating_sub(buf.len()));
+    // SAFETY: the kernel writes at most `room` bytes into the spare capacity, and only
+    // what it reports written is added to the length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().add(buf.len()).cast(), room) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `n` bytes past the old length were initialised by the kernel.
+    unsafe { buf.set_len(buf.len() + n as usize) };
+    Ok(n as usize)
 }
 
 pub fn is_terminal(fd: BorrowedFd) -> bool {

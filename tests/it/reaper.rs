@@ -149,7 +149,7 @@ fn pid_1_is_alive_and_kept() {
 #[test]
 fn zombie_is_stale() {
     let env = TestEnv::new();
-    let child = Command::new("/bin/true").spawn().unwrap();
+    let mut child = Command::new("/bin/true").spawn().unwrap();
     let pid = child.id() as i32;
     // Not waited for: it stays a zombie until reaped below.
     for _ in 0..500 {
@@ -161,7 +161,7 @@ fn zombie_is_stale() {
     assert_eq!(state(pid), Some('Z'));
     env.pid_file(pid, FRESH);
     let r = reap_json(&env, &[]);
-    reap(pid);
+    let _ = child.wait();
     assert_eq!(reasons(&r, "reaped"), vec![(pid as i64, "zombie".into())]);
 }
 

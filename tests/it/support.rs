@@ -379,19 +379,17 @@ impl Procs {
 
     /// SIGKILL through the pidfd, then reap it if it is ours to reap.
     pub fn kill(&mut self, pid: i32) {
-        if let Some((_, fd)) = self.members.iter().find(|(p, _)| *p == pid) {
-            if let Some(fd) = fd {
-                // SAFETY: pidfd_send_signal on a pidfd we hold.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        fd.as_raw_fd(),
-                        libc::SIGKILL,
-                        std::ptr::null::<u8>(),
-                        0,
-                    )
-                };
-            }
+        if let Some((_, Some(fd))) = self.members.iter().find(|(p, _)| *p == pid) {
+            // SAFETY: pidfd_send_signal on a pidfd we hold.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<u8>(),
+                    0,
+                )
+            };
         }
         reap(pid);
     }
