@@ -42,6 +42,12 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
     let clock = AgeClock::now();
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
+    let mut line = Vec::with_capacity(4096);
+    let globs: Vec<glob::Glob> = scan
+        .rules
+        .iter()
+        .map(|r| glob::Glob::new(&r.glob))
+        .collect();
     for pid in pids {
         if pid == scan.me || kernel_threads.contains(&pid) {
             continue;
@@ -50,19 +56,21 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
         if table.fs.uid(pid) != Ok(scan.uid) {
             continue;
         }
-        let cmdline = match table.fs.read(pid, "cmdline") {
+        match table.fs.read(pid, "cmdline") {
             // Kernel threads and zombies have no command line.
-            Ok(c) if !c.is_empty() => c.to_vec(),
+            Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, &mut line),
             _ => continue,
         };
-        let joined = procfs::joined_cmdline(&cmdline);
-        let markers = table
-            .fs
-            .read(pid, "environ")
-            .map(procfs::parse_environ)
-            .unwrap_or_default();
-        let matched_by = match scan.rules.iter().find(|r| glob::matches(&r.glob, &joined)) {
-            Some(rule) => rule.label.clone(),
+        let named = globs.iter().position(|g| g.matches_bytes(&line));
+        let markers = match table.fs.read(pid, "environ") {
+            Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
+                procfs::parse_environ(env)
+            }
+            _ if named.is_some() => procfs::ClaudeMarkers::default(),
+            _ => continue,
+        };
+        let matched_by = match named {
+            Some(i) => scan.rules[i].label.clone(),
             None if markers.marks_server() => defaults::ENV_RULE_LABEL.to_string(),
             None => continue,
         };
@@ -88,7 +96,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
             ppid: stat.ppid,
             starttime: stat.starttime,
             comm: String::from_utf8_lossy(&stat.comm).into_owned(),
-            cmdline: joined,
+            cmdline: String::from_utf8_lossy(&line).into_owned(),
             matched_by,
             rss_bytes: stat.rss_pages * clock.page_size,
             age_secs: clock.age_secs(stat.starttime),

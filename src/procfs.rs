@@ -4,7 +4,7 @@
 //! process. `ProcFs` is rooted at a directory handle: the real `/proc`, or a fixture tree in
 //! tests.
 
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -120,6 +120,14 @@ pub fn split_args(cmdline: &[u8]) -> Vec<&[u8]> {
     body.split(|&b| b == 0).collect()
 }
 
+/// Writes the command line into `out` with its arguments joined by spaces (what match rules
+/// see), reusing `out`'s allocation.
+pub fn join_cmdline_into(cmdline: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let body = cmdline.strip_suffix(b"\0").unwrap_or(cmdline);
+    out.extend(body.iter().map(|&b| if b == 0 { b' ' } else { b }));
+}
+
 /// The command line as one string, arguments joined by spaces: what match rules see.
 pub fn joined_cmdline(cmdline: &[u8]) -> String {
     let args = split_args(cmdline);
@@ -149,6 +157,21 @@ impl ClaudeMarkers {
     pub fn marks_server(&self) -> bool {
         self.claudecode && self.session_id.is_some() && !self.child_session
     }
+}
+
+/// Whether the environment holds exactly the entry `entry` (e.g. `CLAUDECODE=1`): one
+/// `memmem` over the buffer, so most processes are settled without parsing theirs.
+pub fn has_entry(environ: &[u8], entry: &[u8]) -> bool {
+    let mut hay = environ;
+    while let Some(at) = crate::glob::find(hay, entry) {
+        let starts = at == 0 || hay[at - 1] == 0;
+        let end = at + entry.len();
+        if starts && (end == hay.len() || hay[end] == 0) {
+            return true;
+        }
+        hay = &hay[at + 1..];
+    }
+    false
 }
 
 pub fn parse_environ(environ: &[u8]) -> ClaudeMarkers {
@@ -212,26 +235,24 @@ impl ProcFs {
 
     /// Every numeric entry: one directory listing.
     pub fn pids(&self) -> io::Result<Vec<i32>> {
-        let names = sys::list_dir(self.root.as_fd())?;
-        Ok(names
-            .iter()
-            .filter_map(|n| parse_pid(n.to_bytes()))
-            .collect())
+        let mut pids = Vec::with_capacity(512);
+        sys::for_each_name(self.root.as_fd(), |name| pids.extend(parse_pid(name)))?;
+        Ok(pids)
     }
 
     /// The owner of `/proc/<pid>`: the process's user, known before reading anything of it.
     pub fn uid(&self, pid: i32) -> Result<u32, ReadError> {
-        let name = pid_path(pid, "");
-        sys::lstat_at(self.root.as_fd(), &name)
+        let name = PidPath::new(pid, "");
+        sys::lstat_at(self.root.as_fd(), name.as_cstr())
             .map(|st| st.st_uid)
             .map_err(|e| classify(&e))
     }
 
     /// Reads `/proc/<pid>/<file>` whole (up to the cap) into the shared buffer.
     pub fn read(&mut self, pid: i32, file: &str) -> Result<&[u8], ReadError> {
-        let path = pid_path(pid, file);
-        let fd =
-            sys::open_read_at(Some(self.root.as_fd()), &path, false).map_err(|e| classify(&e))?;
+        let path = PidPath::new(pid, file);
+        let fd = sys::open_read_at(Some(self.root.as_fd()), path.as_cstr(), false)
+            .map_err(|e| classify(&e))?;
         sys::read_all(fd.as_fd(), &mut self.buf, defaults::PROC_READ_CAP)
             .map_err(|e| classify(&e))?;
         Ok(&self.buf)
@@ -245,7 +266,7 @@ impl ProcFs {
 
     /// The target of `/proc/<pid>/exe`; needs the right to trace the process.
     pub fn exe(&self, pid: i32) -> Option<Vec<u8>> {
-        sys::readlink_at(self.root.as_fd(), &pid_path(pid, "exe")).ok()
+        sys::readlink_at(self.root.as_fd(), PidPath::new(pid, "exe").as_cstr()).ok()
     }
 
     /// Whether a PID is taken. Asks the kernel for the real `/proc`; in a fixture tree a PID
@@ -262,14 +283,27 @@ impl ProcFs {
     }
 }
 
-fn pid_path(pid: i32, file: &str) -> CString {
-    let s = if file.is_empty() {
-        pid.to_string()
-    } else {
-        format!("{pid}/{file}")
-    };
-    // A decimal number and a fixed name hold no NUL.
-    CString::new(s).unwrap_or_default()
+/// `<pid>/<file>` as a C string in a stack buffer: no allocation per read.
+struct PidPath([u8; 48]);
+
+impl PidPath {
+    fn new(pid: i32, file: &str) -> PidPath {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut w = &mut buf[..47];
+        // The longest file name used is 16 bytes and a PID at most 7 digits: this fits, and
+        // a failed write would only leave a shorter, still NUL-terminated path.
+        let _ = if file.is_empty() {
+            write!(w, "{pid}")
+        } else {
+            write!(w, "{pid}/{file}")
+        };
+        PidPath(buf)
+    }
+
+    fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +391,10 @@ mod tests {
         assert!(m.marks_server());
         assert_eq!(m.session_id.as_deref(), Some("abc"));
         assert_eq!(m.project_dir.as_deref(), Some("/p"));
+        assert!(has_entry(b"A=1\0CLAUDECODE=1\0B=2", b"CLAUDECODE=1"));
+        assert!(has_entry(b"CLAUDECODE=1", b"CLAUDECODE=1"));
+        assert!(!has_entry(b"XCLAUDECODE=1\0CLAUDECODE=10", b"CLAUDECODE=1"));
+        assert!(has_entry(b"XCLAUDECODE=1\0CLAUDECODE=1\0", b"CLAUDECODE=1"));
         let hook =
             parse_environ(b"CLAUDECODE=1\0CLAUDE_CODE_SESSION_ID=abc\0CLAUDE_CODE_CHILD_SESSION=1");
         assert!(!hook.marks_server());

@@ -135,7 +135,7 @@ fn reap_dir(
     clock: &Clock,
     sink: &Sink,
 ) {
-    let names = match sys::list_dir(dir) {
+    let names = match sys::list_dir(dir, |n| rule.pid_of(n).is_some()) {
         Ok(n) => n,
         Err(e) => {
             sink.warn(format!("state folder {dir_path} cannot be listed: {e}"));

@@ -58,13 +58,12 @@ fn load(dir: &camino::Utf8Path) -> Vec<Entry> {
     let Ok(fd) = sys::open_dir_at(None, &c, false) else {
         return Vec::new();
     };
-    let Ok(names) = sys::list_dir(fd.as_fd()) else {
+    let Ok(names) = sys::list_dir(fd.as_fd(), |n| n.ends_with(b".json")) else {
         return Vec::new();
     };
     let mut buf = Vec::new();
     names
         .iter()
-        .filter(|n| n.to_bytes().ends_with(b".json"))
         .take(defaults::MAX_REGISTRY_FILES)
         .filter_map(|name| {
             let file = sys::open_read_at(Some(fd.as_fd()), name, true).ok()?;

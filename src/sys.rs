@@ -89,11 +89,24 @@ pub fn read_all(fd: BorrowedFd, buf: &mut Vec<u8>, cap: usize) -> io::Result<()>
     }
 }
 
-/// The names in a directory, without `.` and `..`: `getdents64` straight into a buffer,
-/// since `fdopendir` would cost a dup, an fstat and three fcntls per listing. Reads from the
-/// handle's current offset, so each handle is listed once.
-pub fn list_dir(dir: BorrowedFd) -> io::Result<Vec<CString>> {
+/// The names in a directory that `keep` accepts, without `.` and `..`.
+pub fn list_dir(dir: BorrowedFd, mut keep: impl FnMut(&[u8]) -> bool) -> io::Result<Vec<CString>> {
     let mut names = Vec::new();
+    for_each_name(dir, |name| {
+        if keep(name)
+            && let Ok(c) = CString::new(name)
+        {
+            names.push(c);
+        }
+    })?;
+    Ok(names)
+}
+
+/// Calls `f` with each name in a directory but `.` and `..`: `getdents64` straight into a
+/// buffer, since `fdopendir` would cost a dup, an fstat and three fcntls per listing, and a
+/// name is allocated only if `f` keeps it. Reads from the handle's current offset, so each
+/// handle is listed once.
+pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         // SAFETY: the kernel writes at most `buf.len()` bytes of dirent64 records.
@@ -109,7 +122,7 @@ pub fn list_dir(dir: BorrowedFd) -> io::Result<Vec<CString>> {
             return Err(io::Error::last_os_error());
         }
         if n == 0 {
-            return Ok(names);
+            return Ok(());
         }
         let mut at = 0usize;
         while at + 19 < n as usize {
@@ -120,11 +133,8 @@ pub fn list_dir(dir: BorrowedFd) -> io::Result<Vec<CString>> {
             }
             let name = &buf[at + 19..at + reclen];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if name != b"."
-                && name != b".."
-                && let Ok(c) = CString::new(name)
-            {
-                names.push(c);
+            if name != b"." && name != b".." {
+                f(name);
             }
             at += reclen;
         }
