@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::defaults;
 use crate::orphans;
-use crate::sanitize::{quote, sanitize};
+use crate::sanitize::{quote, sanitize, sanitize_json};
 
 /// Why a per-PID file is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +180,7 @@ impl Report {
 
     pub fn to_json(&self) -> Value {
         let cap = defaults::JSON_FIELD_CAP;
-        let file = |dir: &str, name: &str, pid: i32, reason: &str| json!({"path": sanitize(&format!("{dir}/{name}"), cap), "pid": pid, "reason": reason});
+        let file = |dir: &str, name: &str, pid: i32, reason: &str| json!({"path": sanitize_json(&format!("{dir}/{name}"), cap), "pid": pid, "reason": reason});
         let orphans: Vec<Value> = self
             .groups()
             .iter()
@@ -189,28 +189,28 @@ impl Report {
                 json!({
                     "pid": t.pid,
                     "ppid": t.ppid,
-                    "comm": sanitize(&t.comm, 64),
-                    "cmdline": sanitize(&t.cmdline, cap),
-                    "matched_by": sanitize(&t.matched_by, 256),
+                    "comm": sanitize_json(&t.comm, 64),
+                    "cmdline": sanitize_json(&t.cmdline, cap),
+                    "matched_by": sanitize_json(&t.matched_by, 256),
                     "descendants": g.descendants.iter().map(|d| d.pid).collect::<Vec<_>>(),
                     "rss_bytes": g.rss_bytes(),
                     "age_secs": t.age_secs,
-                    "session_id": t.session_id.as_deref().map(|s| sanitize(s, 128)),
-                    "project_dir": t.project_dir.as_deref().map(|s| sanitize(s, cap)),
+                    "session_id": t.session_id.as_deref().map(|s| sanitize_json(s, 128)),
+                    "project_dir": t.project_dir.as_deref().map(|s| sanitize_json(s, cap)),
                 })
             })
             .collect();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "project": self.project.as_deref().map(|p| sanitize(p, cap)),
+            "project": self.project.as_deref().map(|p| sanitize_json(p, cap)),
             "dry_run": self.dry_run,
             "reaped": self.reaped.iter().map(|f| file(&f.dir, &f.name, f.pid, f.reason.as_str())).collect::<Vec<_>>(),
             "kept": self.kept.iter().map(|f| file(&f.dir, &f.name, f.pid, f.reason.as_str())).collect::<Vec<_>>(),
             "orphans": orphans,
             "kill_requested": self.kill_requested,
             "stopped": self.stopped.iter().map(|s| json!({"pid": s.pid, "signal": s.signal})).collect::<Vec<_>>(),
-            "not_stopped": self.not_stopped.iter().map(|s| json!({"pid": s.pid, "reason": sanitize(&s.reason, 256)})).collect::<Vec<_>>(),
-            "warnings": self.warnings.iter().map(|w| sanitize(w, cap)).collect::<Vec<_>>(),
+            "not_stopped": self.not_stopped.iter().map(|s| json!({"pid": s.pid, "reason": sanitize_json(&s.reason, 256)})).collect::<Vec<_>>(),
+            "warnings": self.warnings.iter().map(|w| sanitize_json(w, cap)).collect::<Vec<_>>(),
             "cut_short": self.cut_short,
         })
     }
@@ -478,10 +478,12 @@ fn cap_text(mut s: String, cap: usize) -> String {
     if s.len() <= cap {
         return s;
     }
-    let mut cut = s[..cap].rfind('\n').map_or(0, |i| i + 1);
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
+    // Slicing at `cap` itself would panic inside a multi-byte character.
+    let mut end = cap;
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
+    let cut = s[..end].rfind('\n').map_or(0, |i| i + 1);
     s.truncate(cut);
     s
 }

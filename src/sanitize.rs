@@ -5,7 +5,7 @@
 /// Escapes `input` and cuts it to at most `max_chars` characters (an ellipsis marks a cut;
 /// an escape is never split).
 pub fn sanitize(input: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(input.len().min(max_chars * 4));
+    let mut out = String::with_capacity(input.len().min(max_chars.saturating_mul(4)));
     let mut used = 0;
     let mut piece = String::new();
     let mut chars = input.chars().peekable();
@@ -14,6 +14,40 @@ pub fn sanitize(input: &str, max_chars: usize) -> String {
         escape_into(c, &mut piece);
         let len = piece.chars().count();
         // Leave room for the ellipsis unless this is the last piece and it fits exactly.
+        let room = if chars.peek().is_some() {
+            max_chars.saturating_sub(1)
+        } else {
+            max_chars
+        };
+        if used + len > room {
+            if max_chars > 0 {
+                out.push('…');
+            }
+            return out;
+        }
+        out.push_str(&piece);
+        used += len;
+    }
+    out
+}
+
+/// For a JSON string: like `sanitize` (the decoded string, printed by `jq -r`, must not
+/// steer a terminal either), but quotes and backslashes are left to JSON's own escaping
+/// instead of being escaped twice.
+pub fn sanitize_json(input: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(input.len().min(max_chars * 4));
+    let mut used = 0;
+    let mut chars = input.chars().peekable();
+    while let Some(c) = chars.next() {
+        let piece = match c {
+            '\\' | '"' => c.to_string(),
+            c => {
+                let mut p = String::new();
+                escape_into(c, &mut p);
+                p
+            }
+        };
+        let len = piece.chars().count();
         let room = if chars.peek().is_some() {
             max_chars.saturating_sub(1)
         } else {
@@ -78,6 +112,18 @@ mod tests {
         assert_eq!(sanitize("x\u{202e}y", 50), "x\\u{202e}y");
         assert_eq!(sanitize("\u{85}", 50), "\\u{85}");
         assert_eq!(quote("say \"hi\"", 50), "\"say \\\"hi\\\"\"");
+    }
+
+    #[test]
+    fn json_variant_leaves_quoting_to_json() {
+        assert_eq!(
+            sanitize_json("say \"hi\" \\ a\nb", 50),
+            "say \"hi\" \\ a\\nb"
+        );
+        assert_eq!(sanitize_json("x\u{202e}y\u{85}", 50), "x\\u{202e}y\\u{85}");
+        assert_eq!(sanitize_json("abcdef", 4), "abc…");
+        let v = serde_json::Value::String(sanitize_json("\x1b[2J\u{2066}", 50)).to_string();
+        assert!(!v.contains('\x1b') && !v.contains('\u{2066}'), "{v}");
     }
 
     #[test]
