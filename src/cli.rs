@@ -12,6 +12,8 @@ use crate::report::Format;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitCode {
     Success,
+    /// `settings` only: the settings file could not be read, parsed or written.
+    Failure,
     Usage,
 }
 
@@ -19,6 +21,7 @@ impl From<ExitCode> for i32 {
     fn from(code: ExitCode) -> i32 {
         match code {
             ExitCode::Success => 0,
+            ExitCode::Failure => 1,
             ExitCode::Usage => 2,
         }
     }
@@ -60,6 +63,8 @@ pub enum Command {
     Run(Options),
     Help,
     Version,
+    /// `startup-hygiene settings …`: registers the hook in a settings file.
+    Settings(crate::settings::Request),
 }
 
 pub const USAGE: &str = "\
@@ -70,6 +75,7 @@ files of the project, reports MCP server processes that no live session owns, an
 short report for the session's context (nothing when there is nothing to report).
 
 Usage: startup-hygiene [OPTIONS]
+       startup-hygiene settings add|remove --file FILE ...   (see: settings --help)
 
 Options:
   --project DIR      project to clean (default: stdin's \"cwd\", $CLAUDE_PROJECT_DIR, then .)
@@ -91,7 +97,10 @@ Exit status: 0, whatever was found; 2 for a usage error.
 pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Command, String> {
     let mut opts = Options::default();
     let mut owners: Vec<String> = Vec::new();
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "settings") {
+        return crate::settings::parse(args.skip(1)).map(Command::Settings);
+    }
     while let Some(arg) = args.next() {
         let arg = arg
             .into_string()

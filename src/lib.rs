@@ -15,4 +15,5 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod sanitize;
+pub mod settings;
 pub mod sys;

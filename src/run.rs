@@ -63,21 +63,25 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
             print_quietly(&format!("startup-hygiene {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::Success;
         }
+        Ok(Command::Settings(req)) => {
+            ignore_sigpipe();
+            return crate::settings::main(&req);
+        }
         Err(msg) => {
-            eprintln!("startup-hygiene: {msg}\nTry 'startup-hygiene --help'.");
+            eprint_quietly(&format!(
+                "startup-hygiene: {msg}\nTry 'startup-hygiene --help'.\n"
+            ));
             return ExitCode::Usage;
         }
     };
     let report = run(&opts);
-    if !report.warnings.is_empty() {
-        ignore_sigpipe();
-    }
+    let mut warnings = String::new();
     for w in &report.warnings {
-        eprintln!(
-            "startup-hygiene: warning: {}",
-            sanitize(w, defaults::JSON_FIELD_CAP)
-        );
+        warnings.push_str("startup-hygiene: warning: ");
+        warnings.push_str(&sanitize(w, defaults::JSON_FIELD_CAP));
+        warnings.push('\n');
     }
+    eprint_quietly(&warnings);
     print_quietly(&report.render(opts.format));
     ExitCode::Success
 }
@@ -88,6 +92,15 @@ fn print_quietly(text: &str) {
         ignore_sigpipe();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+/// Writes to stderr, like `print_quietly`. (`eprintln!` panics when stderr is a broken
+/// pipe, and the report on stdout would be lost with it.)
+fn eprint_quietly(text: &str) {
+    if !text.is_empty() {
+        ignore_sigpipe();
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 
@@ -122,7 +135,10 @@ pub fn run(opts: &Options) -> Report {
         let opts = opts.clone();
         std::thread::Builder::new()
             .name("scan".into())
-            .stack_size(256 * 1024)
+            // JSON readers recurse once per nesting level, up to serde_json's limit of 128:
+            // a release build needs under 64 KiB for that, a debug build about 300 KiB.
+            // Untouched stack pages cost nothing.
+            .stack_size(1024 * 1024)
             .spawn(move || {
                 work(&opts, project.as_deref(), &sink, deadline_at);
                 let _ = done_tx.send(());

@@ -4,5 +4,7 @@
 mod support;
 
 mod cli;
+mod e2e;
+mod install;
 mod orphans;
 mod reaper;

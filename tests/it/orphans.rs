@@ -225,12 +225,15 @@ fn owner_far_up_the_chain_still_owns() {
     let chain = wait_descendants(owner, 13);
     chain.iter().for_each(|&pid| procs.adopt(pid));
     let server = *chain.last().unwrap();
-    assert_eq!(
-        std::fs::read_to_string(format!("/proc/{server}/comm"))
-            .unwrap()
-            .trim(),
-        "bun"
-    );
+    // The last process may be caught between fork and exec: wait for it to become the server.
+    let comm = || std::fs::read_to_string(format!("/proc/{server}/comm")).unwrap_or_default();
+    for _ in 0..500 {
+        if comm().trim() == "bun" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(comm().trim(), "bun");
 
     assert!(
         !reported(&scan(&env, &[]), server),

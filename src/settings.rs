@@ -1,0 +1,739 @@
+//! Registering the hook in a Claude Code settings file (`startup-hygiene settings add|remove`):
+//! pure edits of the settings JSON (`add`, `remove`, `is_ours`) and the file handling around
+//! them. The file handling never loses the user's settings: a file that is not JSON is left
+//! alone, the original is copied next to it before the first change, and the new version
+//! replaces the old one by a rename, so a reader sees one or the other, never half of one.
+//!
+//! "Ours" is any command hook whose program is `startup-hygiene` or ends in
+//! `/startup-hygiene`, whatever its arguments: a reinstall from another prefix or with other
+//! flags replaces the entry instead of adding a second one.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::{Map, Value, json};
+
+use crate::cli::{self, Command, ExitCode};
+
+/// The event the hook is registered for.
+pub const EVENT: &str = "SessionStart";
+/// The file name of the program the entries of ours run.
+pub const PROGRAM_NAME: &str = "startup-hygiene";
+/// Seconds Claude Code gives the hook: the run itself stops at its 2 s deadline.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
+pub const MAX_TIMEOUT_SECS: u64 = 600;
+/// Appended to the settings file's name for the copy of the original.
+pub const BACKUP_SUFFIX: &str = ".startup-hygiene.bak";
+
+pub const USAGE: &str = "\
+startup-hygiene settings: registers startup-hygiene as a SessionStart hook in a Claude Code
+settings file, or removes it. Other keys, hooks and entries are kept, in their order.
+
+Usage: startup-hygiene settings add --file FILE [--program PATH] [--timeout SECS] [-- ARGS...]
+       startup-hygiene settings remove --file FILE
+
+  --file FILE      the settings file, e.g. ~/.claude/settings.json (created when missing)
+  --program PATH   absolute path of the binary the hook runs (default: this binary)
+  --timeout SECS   the hook's timeout in seconds, 1 to 600 (default 5)
+  -- ARGS...       flags the hook runs with, e.g. -- --format hook-json
+
+An entry of ours is a command hook whose program is named startup-hygiene. add leaves
+exactly one, with this command; remove takes out all of them. Before the first change the
+original is copied to FILE.startup-hygiene.bak. A file that is not valid JSON is left
+unchanged.
+
+Exit status: 0 when the file holds what was asked; 1 when it cannot be read, parsed or
+written; 2 for a usage error.
+";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Help,
+    Add {
+        file: Utf8PathBuf,
+        /// `None`: the running binary.
+        program: Option<Utf8PathBuf>,
+        timeout: u64,
+        hook_args: Vec<String>,
+    },
+    Remove {
+        file: Utf8PathBuf,
+    },
+}
+
+/// Parses the arguments after `settings`.
+pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Request, String> {
+    let mut args = args.into_iter().map(|a| {
+        a.into_string()
+            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))
+    });
+    let action = match args.next().transpose()?.as_deref() {
+        None => return Err("settings needs an action: add or remove".into()),
+        Some("-h" | "--help") => return Ok(Request::Help),
+        Some(a @ ("add" | "remove")) => a.to_string(),
+        Some(other) => return Err(format!("settings {other:?}: the action is add or remove")),
+    };
+    let (mut file, mut program, mut timeout, mut hook_args) =
+        (None, None, DEFAULT_TIMEOUT_SECS, None);
+    while let Some(arg) = args.next().transpose()? {
+        if arg == "--" {
+            hook_args = Some(args.by_ref().collect::<Result<Vec<_>, _>>()?);
+            break;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            let v = match inline.clone() {
+                Some(v) => v,
+                None => args
+                    .next()
+                    .transpose()?
+                    .ok_or_else(|| format!("{name} needs a value"))?,
+            };
+            if v.is_empty() {
+                return Err(format!("{name} needs a non-empty value"));
+            }
+            Ok(v)
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Request::Help),
+            "--file" => file = Some(Utf8PathBuf::from(value("--file")?)),
+            "--program" if action == "add" => {
+                let p = Utf8PathBuf::from(value("--program")?);
+                if !p.is_absolute() {
+                    return Err(format!("--program {p:?} is not an absolute path"));
+                }
+                program = Some(p);
+            }
+            "--timeout" if action == "add" => {
+                let v = value("--timeout")?;
+                timeout = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=MAX_TIMEOUT_SECS).contains(s))
+                    .ok_or_else(|| {
+                        format!(
+                            "--timeout {v:?} is not a whole number from 1 to {MAX_TIMEOUT_SECS}"
+                        )
+                    })?;
+            }
+            _ if arg.starts_with('-') => {
+                return Err(format!("settings {action}: unknown option {arg:?}"));
+            }
+            _ => return Err(format!("settings {action}: unexpected argument {arg:?}")),
+        }
+    }
+    let file = file.ok_or_else(|| format!("settings {action} needs --file FILE"))?;
+    if action == "remove" {
+        if hook_args.is_some() {
+            return Err("settings remove takes no hook arguments".into());
+        }
+        return Ok(Request::Remove { file });
+    }
+    let hook_args = hook_args.unwrap_or_default();
+    // A hook that exits 2 on every session start would show the user an error each time.
+    match cli::parse(hook_args.iter().map(Into::into)) {
+        Ok(Command::Run(_)) => {}
+        Ok(_) => {
+            return Err(format!(
+                "the hook arguments {hook_args:?} do not run the hook"
+            ));
+        }
+        Err(e) => return Err(format!("the hook arguments are not valid: {e}")),
+    }
+    Ok(Request::Add {
+        file,
+        program,
+        timeout,
+        hook_args,
+    })
+}
+
+/// Runs the subcommand: prints what it did, or why it did nothing.
+pub fn main(req: &Request) -> ExitCode {
+    let result = match req {
+        Request::Help => {
+            let _ = std::io::stdout().write_all(USAGE.as_bytes());
+            return ExitCode::Success;
+        }
+        Request::Add {
+            file,
+            program,
+            timeout,
+            hook_args,
+        } => this_program(program.as_deref()).and_then(|program| {
+            let entry = Entry {
+                command: command_line(&program, hook_args),
+                timeout: *timeout,
+            };
+            edit_file(file, |v| add(v, &entry)).map(|change| match change {
+                Change::Unchanged => format!("{file} already runs `{}`; unchanged", entry.command),
+                written => format!(
+                    "registered `{}` as a {EVENT} hook in {file}{}",
+                    entry.command,
+                    written.backup_note()
+                ),
+            })
+        }),
+        Request::Remove { file } => edit_file(file, remove).map(|change| match change {
+            Change::Unchanged => {
+                format!("{file} has no {EVENT} hook of startup-hygiene; unchanged")
+            }
+            written => format!(
+                "removed the {EVENT} hook of startup-hygiene from {file}{}",
+                written.backup_note()
+            ),
+        }),
+    };
+    match result {
+        // A closed stdout or stderr is no reason to panic: the file holds what it should.
+        Ok(msg) => {
+            let _ = writeln!(std::io::stdout(), "startup-hygiene: {msg}");
+            ExitCode::Success
+        }
+        Err(msg) => {
+            let _ = writeln!(std::io::stderr(), "startup-hygiene: {msg}");
+            ExitCode::Failure
+        }
+    }
+}
+
+fn this_program(program: Option<&Utf8Path>) -> Result<Utf8PathBuf, String> {
+    match program {
+        Some(p) => Ok(p.to_path_buf()),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot tell where this binary is ({e}); pass --program"))
+            .and_then(|p| {
+                Utf8PathBuf::try_from(p)
+                    .map_err(|e| format!("this binary's path is not UTF-8 ({e}); pass --program"))
+            }),
+    }
+}
+
+/// The hook entry to register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// A shell command line: Claude Code runs it with `/bin/sh -c`.
+    pub command: String,
+    pub timeout: u64,
+}
+
+/// The command line that runs `program` with `args`, each quoted for `/bin/sh` if it needs it.
+pub fn command_line(program: &Utf8Path, args: &[String]) -> String {
+    std::iter::once(program.as_str())
+        .chain(args.iter().map(String::as_str))
+        .map(shell_word)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_word(s: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b);
+    if !s.is_empty() && s.bytes().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The first word of a shell command line, with quotes and backslashes resolved (enough for
+/// the paths people write; no expansion).
+fn program_of(command: &str) -> String {
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = command.trim_start().chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() || ";&|<>()".contains(c) => break,
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None | Some('"'), '\\') => word.extend(chars.next()),
+            (_, c) => word.push(c),
+        }
+    }
+    word
+}
+
+/// Whether a hook entry is one of ours: a command hook running `startup-hygiene`.
+pub fn is_ours(hook: &Value) -> bool {
+    if hook.get("type").and_then(Value::as_str) != Some("command") {
+        return false;
+    }
+    let Some(command) = hook.get("command").and_then(Value::as_str) else {
+        return false;
+    };
+    let program = program_of(command);
+    program == PROGRAM_NAME || program.ends_with(&format!("/{PROGRAM_NAME}"))
+}
+
+/// Makes `settings` hold exactly one entry of ours, running `entry`. An existing entry of
+/// ours is updated where it stands (keeping any other keys it has); further ones are
+/// removed; with none, a new matcher group for all session sources is appended.
+pub fn add(settings: &mut Value, entry: &Entry) -> Result<(), String> {
+    let groups = event_groups(settings)?;
+    let mut placed = false;
+    groups.retain_mut(|group| {
+        let Some(hooks) = group.get_mut("hooks").and_then(Value::as_array_mut) else {
+            return true;
+        };
+        let before = hooks.len();
+        hooks.retain_mut(|hook| {
+            if !is_ours(hook) {
+                return true;
+            }
+            if placed {
+                return false;
+            }
+            placed = true;
+            if let Some(h) = hook.as_object_mut() {
+                h.insert("command".into(), json!(entry.command));
+                h.insert("timeout".into(), json!(entry.timeout));
+            }
+            true
+        });
+        // A group emptied here held only duplicates of ours.
+        !(hooks.is_empty() && before > 0)
+    });
+    if !placed {
+        groups.push(json!({
+            "matcher": "",
+            "hooks": [{"type": "command", "command": entry.command, "timeout": entry.timeout}],
+        }));
+    }
+    Ok(())
+}
+
+/// Removes every entry of ours, then the matcher groups, the event list and the `hooks`
+/// object that this left empty (so that an install followed by an uninstall gives back the
+/// settings as they were). Returns how many entries were removed.
+pub fn remove(settings: &mut Value) -> Result<usize, String> {
+    let root = settings
+        .as_object_mut()
+        .ok_or("the settings are not a JSON object")?;
+    let Some(hooks) = root.get_mut("hooks").and_then(Value::as_object_mut) else {
+        return Ok(0);
+    };
+    let Some(groups) = hooks.get_mut(EVENT).and_then(Value::as_array_mut) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    groups.retain_mut(|group| {
+        let Some(list) = group.get_mut("hooks").and_then(Value::as_array_mut) else {
+            return true;
+        };
+        let before = list.len();
+        list.retain(|h| !is_ours(h));
+        removed += before - list.len();
+        !(list.is_empty() && before > 0)
+    });
+    if removed > 0 && groups.is_empty() {
+        hooks.shift_remove(EVENT);
+        if hooks.is_empty() {
+            root.shift_remove("hooks");
+        }
+    }
+    Ok(removed)
+}
+
+/// `settings.hooks.SessionStart`, created when missing.
+fn event_groups(settings: &mut Value) -> Result<&mut Vec<Value>, String> {
+    let root = settings
+        .as_object_mut()
+        .ok_or("the settings are not a JSON object")?;
+    root.entry("hooks")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or("\"hooks\" is not a JSON object")?
+        .entry(EVENT)
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()
+        .ok_or_else(|| format!("\"hooks\".\"{EVENT}\" is not a JSON list"))
+}
+
+/// What `edit_file` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The edit changed nothing: the file was not written.
+    Unchanged,
+    /// The file was written; `backup` is the copy of the original made now, if one was.
+    Written {
+        created: bool,
+        backup: Option<Utf8PathBuf>,
+        earlier_backup: Option<Utf8PathBuf>,
+    },
+}
+
+impl Change {
+    fn backup_note(&self) -> String {
+        match self {
+            Change::Written {
+                backup: Some(b), ..
+            } => format!(" (the original is saved as {b})"),
+            Change::Written {
+                earlier_backup: Some(b),
+                ..
+            } => format!(" (the original from before the first change is in {b})"),
+            Change::Written { created: true, .. } => " (new file)".into(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Applies `edit` to the JSON in `file` (an empty object when the file does not exist) and
+/// writes the result back if it differs. Invalid JSON, or settings of a shape the edit cannot
+/// work on, leave the file untouched.
+pub fn edit_file<T>(
+    file: &Utf8Path,
+    edit: impl FnOnce(&mut Value) -> Result<T, String>,
+) -> Result<Change, String> {
+    // Settings files are often symlinks into a dotfiles repository: write where it points.
+    let target = match std::fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(file) {
+            Ok(p) => Utf8PathBuf::try_from(p).map_err(|e| format!("{file}: {e}"))?,
+            Err(e) => return Err(format!("{file} is a symlink that cannot be followed: {e}")),
+        },
+        _ => file.to_path_buf(),
+    };
+    let original = match std::fs::read(&target) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {file}: {e}")),
+    };
+    let mut value = match &original {
+        Some(bytes) => serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| format!("{file} is not valid JSON ({e}); it was left unchanged"))?,
+        None => Value::Object(Map::new()),
+    };
+    let before = text_of(&value);
+    edit(&mut value).map_err(|e| format!("{file}: {e}; it was left unchanged"))?;
+    if original.is_some() && text_of(&value) == before {
+        return Ok(Change::Unchanged);
+    }
+    let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    text.push('\n');
+
+    let dir = match target.parent() {
+        Some(d) if !d.as_str().is_empty() => d.to_path_buf(),
+        _ => Utf8PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    // The copies keep the original's permissions: settings can hold tokens in "env".
+    let mode = std::fs::metadata(&target)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o666);
+    let (mut backup, mut earlier_backup) = (None, None);
+    if let Some(bytes) = &original {
+        let path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
+        if path.exists() {
+            earlier_backup = Some(path);
+        } else {
+            write_new(&path, bytes, mode)
+                .map_err(|e| format!("cannot save the original as {path}: {e}"))?;
+            backup = Some(path);
+        }
+    }
+    replace(&target, &dir, text.as_bytes(), mode)
+        .map_err(|e| format!("cannot write {file}: {e}"))?;
+    Ok(Change::Written {
+        created: original.is_none(),
+        backup,
+        earlier_backup,
+    })
+}
+
+/// The compact text of `v`, for comparisons in which key order counts (`Value`'s `==` does
+/// not look at it).
+fn text_of(v: &Value) -> String {
+    v.to_string()
+}
+
+fn write_new(path: &Utf8Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Writes `bytes` to a temporary file in `dir`, then renames it over `target`.
+fn replace(target: &Utf8Path, dir: &Utf8Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let name = target.file_name().unwrap_or("settings.json");
+    let tmp = dir.join(format!(
+        ".{name}.startup-hygiene-{}.tmp",
+        std::process::id()
+    ));
+    let result = write_new(&tmp, bytes, mode).and_then(|()| std::fs::rename(&tmp, target));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    } else if let Ok(d) = std::fs::File::open(dir) {
+        // The rename itself reaches the disk with the folder.
+        let _ = d.sync_all();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(command: &str) -> Entry {
+        Entry {
+            command: command.into(),
+            timeout: 5,
+        }
+    }
+
+    fn same(a: &Value, b: &Value) -> bool {
+        text_of(a) == text_of(b)
+    }
+
+    fn ours(command: &str) -> Value {
+        json!({"type": "command", "command": command, "timeout": 5})
+    }
+
+    #[test]
+    fn what_is_ours() {
+        for cmd in [
+            "startup-hygiene",
+            "/home/u/.local/bin/startup-hygiene",
+            "/opt/x/startup-hygiene --format hook-json",
+            "'/home/a b/bin/startup-hygiene' --owner x",
+            "\"/home/a b/bin/startup-hygiene\"",
+            "/home/a\\ b/bin/startup-hygiene;true",
+            "${CLAUDE_PLUGIN_ROOT}/target/release/startup-hygiene",
+        ] {
+            assert!(is_ours(&ours(cmd)), "{cmd}");
+        }
+        for cmd in [
+            "/usr/bin/startup-hygiene-old",
+            "/usr/bin/startup-hygiene.sh",
+            "mystartup-hygiene",
+            "echo /bin/startup-hygiene",
+            "",
+        ] {
+            assert!(!is_ours(&ours(cmd)), "{cmd}");
+        }
+        assert!(!is_ours(
+            &json!({"type": "prompt", "command": "startup-hygiene"})
+        ));
+        assert!(!is_ours(&json!({"type": "command"})));
+        assert!(!is_ours(&json!("startup-hygiene")));
+    }
+
+    #[test]
+    fn command_lines_quote_what_the_shell_would_split() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_line("/u/.local/bin/startup-hygiene".into(), &[]),
+            "/u/.local/bin/startup-hygiene"
+        );
+        assert_eq!(
+            command_line(
+                "/home/a b/it's/startup-hygiene".into(),
+                &args(&["--format", "hook-json", "--match", "*x*"])
+            ),
+            r"'/home/a b/it'\''s/startup-hygiene' --format hook-json --match '*x*'"
+        );
+        assert_eq!(
+            program_of(&command_line("/home/a b/it's/startup-hygiene".into(), &[])),
+            "/home/a b/it's/startup-hygiene"
+        );
+    }
+
+    #[test]
+    fn add_to_empty_settings() {
+        let mut v = json!({});
+        add(&mut v, &entry("/b/startup-hygiene")).unwrap();
+        assert!(same(
+            &v,
+            &json!({"hooks": {"SessionStart": [{"matcher": "", "hooks": [
+                {"type": "command", "command": "/b/startup-hygiene", "timeout": 5}]}]}})
+        ));
+    }
+
+    #[test]
+    fn add_twice_is_add_once() {
+        let mut once = json!({"model": "x"});
+        add(&mut once, &entry("/b/startup-hygiene")).unwrap();
+        let mut twice = once.clone();
+        add(&mut twice, &entry("/b/startup-hygiene")).unwrap();
+        assert!(same(&once, &twice));
+    }
+
+    #[test]
+    fn add_keeps_everything_else_in_order() {
+        let original = json!({
+            "zeta": 1,
+            "hooks": {
+                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "guard"}]}],
+                "SessionStart": [
+                    {"matcher": "startup", "hooks": [{"type": "command", "command": "other-hook"}]}
+                ],
+                "Stop": []
+            },
+            "alpha": {"b": 2, "a": 1}
+        });
+        let mut v = original.clone();
+        add(&mut v, &entry("/b/startup-hygiene")).unwrap();
+        let mut expected = original.clone();
+        expected["hooks"]["SessionStart"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"matcher": "", "hooks": [ours("/b/startup-hygiene")]}));
+        assert!(same(&v, &expected), "{v:#}");
+    }
+
+    #[test]
+    fn add_updates_ours_in_place_and_drops_duplicates() {
+        let mut v = json!({"hooks": {"SessionStart": [
+            {"matcher": "", "hooks": [
+                {"type": "command", "command": "before"},
+                {"type": "command", "command": "/old/startup-hygiene --dry-run", "timeout": 30, "statusMessage": "s"},
+                {"type": "command", "command": "after"}
+            ]},
+            {"matcher": "resume", "hooks": [{"type": "command", "command": "/older/startup-hygiene"}]},
+            {"matcher": "clear", "hooks": [
+                {"type": "command", "command": "startup-hygiene"},
+                {"type": "command", "command": "keep-me"}
+            ]}
+        ]}});
+        add(&mut v, &entry("/new/startup-hygiene")).unwrap();
+        let expected = json!({"hooks": {"SessionStart": [
+            {"matcher": "", "hooks": [
+                {"type": "command", "command": "before"},
+                {"type": "command", "command": "/new/startup-hygiene", "timeout": 5, "statusMessage": "s"},
+                {"type": "command", "command": "after"}
+            ]},
+            {"matcher": "clear", "hooks": [{"type": "command", "command": "keep-me"}]}
+        ]}});
+        assert!(same(&v, &expected), "{v:#}");
+    }
+
+    #[test]
+    fn remove_takes_only_ours_and_what_it_emptied() {
+        let original = json!({
+            "a": 1,
+            "hooks": {"SessionStart": [
+                {"matcher": "startup", "hooks": [{"type": "command", "command": "other-hook"}]},
+                {"matcher": "", "hooks": []}
+            ]},
+            "z": 2
+        });
+        let mut v = original.clone();
+        add(&mut v, &entry("/b/startup-hygiene --format hook-json")).unwrap();
+        assert_eq!(remove(&mut v).unwrap(), 1);
+        // The group that was empty before stays: only what the removal emptied goes.
+        assert!(same(&v, &original), "{v:#}");
+
+        let original = json!({"a": 1, "hooks": {"Stop": []}, "z": 2});
+        let mut v = original.clone();
+        add(&mut v, &entry("/b/startup-hygiene")).unwrap();
+        assert_eq!(remove(&mut v).unwrap(), 1);
+        assert!(same(&v, &original), "{v:#}");
+
+        let mut v = json!({"a": 1});
+        add(&mut v, &entry("/b/startup-hygiene")).unwrap();
+        assert_eq!(remove(&mut v).unwrap(), 1);
+        assert!(same(&v, &json!({"a": 1})), "{v:#}");
+
+        let mut mixed = json!({"hooks": {"SessionStart": [{"hooks": [
+            {"type": "command", "command": "/x/startup-hygiene"},
+            {"type": "command", "command": "other"},
+            {"type": "command", "command": "startup-hygiene --kill"}
+        ]}]}});
+        assert_eq!(remove(&mut mixed).unwrap(), 2);
+        assert!(same(
+            &mixed,
+            &json!({"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "other"}]}]}})
+        ));
+        assert_eq!(remove(&mut mixed).unwrap(), 0);
+    }
+
+    #[test]
+    fn shapes_it_cannot_edit_are_errors() {
+        for bad in [
+            json!([]),
+            json!("x"),
+            json!({"hooks": []}),
+            json!({"hooks": {"SessionStart": {}}}),
+        ] {
+            let mut v = bad.clone();
+            assert!(add(&mut v, &entry("/b/startup-hygiene")).is_err(), "{bad}");
+        }
+        assert!(remove(&mut json!([])).is_err());
+        // Nothing of ours can be in a malformed hooks section: nothing to remove.
+        assert_eq!(remove(&mut json!({"hooks": []})).unwrap(), 0);
+        // Groups it does not understand are left alone.
+        let mut v = json!({"hooks": {"SessionStart": ["?", {"hooks": 3}]}});
+        add(&mut v, &entry("/b/startup-hygiene")).unwrap();
+        assert_eq!(v["hooks"]["SessionStart"][0], json!("?"));
+        assert_eq!(v["hooks"]["SessionStart"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn flags() {
+        let p = |a: &[&str]| parse(a.iter().map(Into::into));
+        assert_eq!(
+            p(&["add", "--file", "s.json"]).unwrap(),
+            Request::Add {
+                file: "s.json".into(),
+                program: None,
+                timeout: DEFAULT_TIMEOUT_SECS,
+                hook_args: vec![],
+            }
+        );
+        assert_eq!(
+            p(&[
+                "add",
+                "--file=s.json",
+                "--program",
+                "/p/startup-hygiene",
+                "--timeout",
+                "9",
+                "--",
+                "--format",
+                "hook-json"
+            ])
+            .unwrap(),
+            Request::Add {
+                file: "s.json".into(),
+                program: Some("/p/startup-hygiene".into()),
+                timeout: 9,
+                hook_args: vec!["--format".into(), "hook-json".into()],
+            }
+        );
+        assert_eq!(
+            p(&["remove", "--file", "s.json"]).unwrap(),
+            Request::Remove {
+                file: "s.json".into()
+            }
+        );
+        assert_eq!(p(&["--help"]).unwrap(), Request::Help);
+        for (args, needle) in [
+            (&[][..], "add or remove"),
+            (&["frob"], "frob"),
+            (&["add"], "--file"),
+            (&["add", "--file"], "--file needs a value"),
+            (&["add", "--file", "f", "--program", "rel/x"], "absolute"),
+            (&["add", "--file", "f", "--timeout", "0"], "--timeout"),
+            (&["add", "--file", "f", "--", "--bogus"], "--bogus"),
+            (
+                &["add", "--file", "f", "--", "--help"],
+                "do not run the hook",
+            ),
+            (&["remove", "--file", "f", "--timeout", "3"], "--timeout"),
+            (
+                &["remove", "--file", "f", "--", "--kill"],
+                "no hook arguments",
+            ),
+        ] {
+            let err = p(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}
