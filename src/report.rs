@@ -378,7 +378,11 @@ impl Report {
                 .collect();
             let cmd = format!("kill {}", pids.join(" "));
             if cmd.len() <= 1200 {
-                let _ = writeln!(out, "To stop them: {cmd}");
+                // PIDs in a printed command can go stale; --kill checks each process again.
+                let _ = writeln!(
+                    out,
+                    "To stop them: {cmd} (or: startup-hygiene --kill, which re-checks each process first)"
+                );
             } else {
                 let _ = writeln!(out, "To stop them all: startup-hygiene --kill");
             }
@@ -595,7 +599,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Nothing was stopped."), "{text}");
-        assert!(text.ends_with("To stop them: kill 100 101\n"), "{text}");
+        assert!(
+            text.ends_with("To stop them: kill 100 101 (or: startup-hygiene --kill, which re-checks each process first)\n"),
+            "{text}"
+        );
         let hook: Value = serde_json::from_str(&r.render(Format::HookJson)).unwrap();
         assert_eq!(hook["hookSpecificOutput"]["additionalContext"], text);
         assert_eq!(hook["hookSpecificOutput"]["hookEventName"], "SessionStart");

@@ -173,7 +173,7 @@ impl Scene {
                 "Still running: 1 orphaned MCP server process group".to_string(),
                 format!("pid {pid} (parent 1)"),
                 "/x/orchestrator/dist/server.js".to_string(),
-                format!("To stop them: kill {pid}\n"),
+                format!("To stop them: kill {pid} (or: startup-hygiene --kill"),
             ]),
             None => skip(test, "the orphan part: no PID namespace can be made here"),
         }
