@@ -270,7 +270,12 @@ impl Report {
             let rss: u64 = groups.iter().map(OrphanGroup::rss_bytes).sum();
             let _ = write!(
                 body,
-                "- Still running: {} ({}, {} resident) whose Claude Code session has ended",
+                "- {}: {} ({}, {} resident) whose Claude Code session has ended",
+                if self.kill_requested {
+                    "Found"
+                } else {
+                    "Still running"
+                },
                 plural(groups.len(), "orphaned MCP server process group"),
                 plural(procs, "process"),
                 human_bytes(rss),
@@ -629,6 +634,55 @@ mod tests {
                 || l.starts_with("  - ")
                 || l.starts_with("To stop")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn kill_results_are_reported() {
+        let r = Report {
+            orphans: vec![
+                orphan(100, 1, 30, "srv"),
+                orphan(101, 100, 5, "child"),
+                orphan(200, 1, 1, "other"),
+            ],
+            kill_requested: true,
+            stopped: vec![
+                Stopped {
+                    pid: 100,
+                    signal: "SIGTERM",
+                },
+                Stopped {
+                    pid: 101,
+                    signal: "SIGKILL",
+                },
+            ],
+            not_stopped: vec![NotStopped {
+                pid: 200,
+                reason: "PID reused since the scan".into(),
+            }],
+            ..Report::default()
+        };
+        let text = r.render(Format::Text);
+        assert!(
+            text.contains("- Found: 2 orphaned MCP server process groups"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- --kill: stopped 2 processes (1 on SIGTERM, 1 after SIGKILL)."),
+            "{text}"
+        );
+        assert!(
+            text.contains("- Not stopped: pid 200 (PID reused since the scan)."),
+            "{text}"
+        );
+        assert!(
+            !text.contains("To stop them") && !text.contains("Nothing was stopped"),
+            "{text}"
+        );
+        assert!(
+            r.summary_line().contains("stopped 2 processes"),
+            "{}",
+            r.summary_line()
         );
     }
 
