@@ -79,12 +79,15 @@ impl TestEnv {
     }
 
     /// The hook, with this env's HOME and owner name, and no Claude Code variables inherited
-    /// from whoever runs the tests.
+    /// from whoever runs the tests. Its deadline is a minute: on a loaded machine (hundreds of
+    /// test processes, parallel builds) the default 2 s could cut a scan short, and these
+    /// tests are about what is found, not how fast. A test of the deadline passes its own
+    /// `--deadline-ms`; the last one given wins.
     pub fn hook(&self) -> Hook {
         let mut cmd = Command::new(bin());
         clean_env(&mut cmd, &self.home);
         cmd.current_dir(&self.project);
-        cmd.args(["--owner", &self.owner]);
+        cmd.args(["--owner", &self.owner, "--deadline-ms", "60000"]);
         Hook {
             cmd,
             stdin: Some(Vec::new()),
