@@ -181,6 +181,7 @@ fn wrapper_chain_is_reported_once_at_its_top() {
     let script = r#"exec 3<&0; "$P/npm" -c '"$P/sh" -c "\"\$P/node\" -c \"read x\" node; :" sh; :' npm <&3 >/dev/null & echo $!; wait"#;
     let owner = procs.spawn(&env.owner, script, &[], &vars);
     let npm = procs.read_pid(owner);
+    wait_for_comm(npm, "npm");
     let below = wait_descendants(npm, 2);
     below.iter().for_each(|&pid| procs.adopt(pid));
     procs.kill(owner);
@@ -403,13 +404,27 @@ fn two_hundred_orphans_stay_under_the_cap() {
     let script = r#"exec 3<&0; i=0; while [ $i -lt 200 ]; do "$P/bun" -c 'read x' bun /x/orchestrator/dist/server.js <&3 >/dev/null & echo $!; i=$((i+1)); done; wait"#;
     let owner = procs.spawn(&env.owner, script, &[], &[("P", &p)]);
     let servers: Vec<i32> = (0..200).map(|_| procs.read_pid(owner)).collect();
+    for &s in &servers {
+        wait_for_comm(s, "bun");
+    }
     procs.kill(owner);
     for &s in &servers {
         wait_for_parent(s, me());
     }
     let r = scan(&env, &[]);
-    let ours = servers.iter().filter(|&&s| group(&r, s).is_some()).count();
-    assert_eq!(ours, 200);
+    let missing: Vec<String> = servers
+        .iter()
+        .filter(|&&s| group(&r, s).is_none())
+        .map(|&s| {
+            let stat = std::fs::read_to_string(format!("/proc/{s}/stat")).unwrap_or_default();
+            format!("{s} reported={} stat={:.60}", reported(&r, s), stat)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not reported as group tops: {missing:#?}\nwarnings: {}",
+        r["warnings"]
+    );
     let text = env
         .hook()
         .args(["--project"])

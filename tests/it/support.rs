@@ -372,6 +372,7 @@ impl Procs {
         );
         let owner_pid = self.spawn(owner, &script, &[], env);
         let server_pid = self.read_pid(owner_pid);
+        wait_for_comm(server_pid, server_name);
         (owner_pid, server_pid)
     }
 
@@ -429,6 +430,21 @@ pub fn reap(pid: i32) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits until `pid` has exec'd into `comm`. A PID printed by `$!` is known right after the
+/// fork: until the exec, the child still carries its parent's name and command line (an
+/// owner's, say), and a scan at that moment rightly judges it as such.
+pub fn wait_for_comm(pid: i32, comm: &str) {
+    let want: String = comm.chars().take(15).collect();
+    for _ in 0..500 {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if now.trim_end() == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{pid} never became {comm:?}");
 }
 
 /// Waits until `pid`'s parent is `parent` (an orphan being adopted), up to 5 s.
