@@ -38,7 +38,12 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
             return;
         }
     };
-    let kernel_threads = kernel_threads(table);
+    // Kernel threads belong to root: for anyone else the owner check below skips them anyway.
+    let kernel_threads = if scan.uid == 0 {
+        kernel_threads(table)
+    } else {
+        BTreeSet::new()
+    };
     let clock = AgeClock::now();
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
