@@ -54,31 +54,47 @@ impl Glob {
     }
 }
 
-/// Where `needle` first occurs in `hay`: `memchr` for its *last* byte, then a compare. For
-/// the short needles and haystacks here this beats a general `memmem`, whose set-up per call
-/// costs more than the search; the last byte (`1` of `CLAUDECODE=1`, `/` or a letter of a
-/// path) is rarer in environments than a first byte like `C`. Matches ending earlier start
-/// earlier, so the first one found is the leftmost.
+/// Where `needle` first occurs in `hay`: `memchr` for the needle's rarest byte, then a
+/// compare around it. For the short needles and haystacks here this beats a general
+/// `memmem`, whose set-up per call costs more than the search; and anchoring on a rare byte
+/// (the `1` of `CLAUDECODE=1`, the `j` of `server.js`) instead of a common one (`/`, `C`)
+/// keeps the number of candidate positions small. Candidates are tried left to right, so
+/// the first match found is the leftmost.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let Some((&last, _)) = needle.split_last() else {
+    if needle.is_empty() {
         return Some(0);
-    };
-    let mut from = needle.len() - 1;
-    while from < hay.len() {
-        let rest = &hay[from..];
+    }
+    let anchor = (0..needle.len())
+        .min_by_key(|&i| commonness(needle[i]))
+        .unwrap_or(0);
+    let byte = needle[anchor];
+    // A match starting at `s` has its anchor at `s + anchor`.
+    let mut from = anchor;
+    let last = hay.len().checked_sub(needle.len() - anchor)?;
+    while from <= last {
+        let rest = &hay[from..=last];
         // SAFETY: pointer and length describe a live slice; memchr only reads it.
-        let at = unsafe { libc::memchr(rest.as_ptr().cast(), last as i32, rest.len()) };
+        let at = unsafe { libc::memchr(rest.as_ptr().cast(), byte as i32, rest.len()) };
         if at.is_null() {
             return None;
         }
-        let end = from + (at as usize - rest.as_ptr() as usize);
-        let start = end + 1 - needle.len();
-        if &hay[start..=end] == needle {
+        let pos = from + (at as usize - rest.as_ptr() as usize);
+        let start = pos - anchor;
+        if &hay[start..start + needle.len()] == needle {
             return Some(start);
         }
-        from = end + 1;
+        from = pos + 1;
     }
     None
+}
+
+/// How common a byte is in command lines and environments, roughly: lower is rarer.
+fn commonness(b: u8) -> u8 {
+    const COMMON: &[u8] = b" /=_-.eatoinsrlcdumphESTAROLNICDHPU0123:";
+    match COMMON.iter().position(|&c| c == b) {
+        Some(i) => 255 - i as u8,
+        None => 0,
+    }
 }
 
 /// The reference matcher, on characters.
@@ -206,6 +222,19 @@ mod tests {
         assert_eq!(super::find(b"hello", b"lo!"), None);
         assert_eq!(super::find(b"", b"a"), None);
         assert_eq!(super::find(b"aab", b"ab"), Some(1));
+        assert_eq!(super::find(b"xjxjs", b"js"), Some(3));
+        assert_eq!(super::find(b"js", b"js"), Some(0));
+        assert_eq!(super::find(b"j", b"js"), None);
+        assert_eq!(super::find(b"s.js.js", b".js"), Some(1));
+        // Leftmost, whatever byte anchors the search.
+        for (hay, needle) in [
+            (&b"abcabcab"[..], &b"cab"[..]),
+            (b"zzqzzqzz", b"zq"),
+            (b"aaaa", b"aa"),
+        ] {
+            let naive = hay.windows(needle.len()).position(|w| w == needle);
+            assert_eq!(super::find(hay, needle), naive, "{hay:?} {needle:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! startup-hygiene: a Claude Code SessionStart hook that removes stale per-PID state files
 //! and reports MCP server processes that dead sessions left running. See ARCHITECTURE.md.
 
+pub mod arena;
 pub mod cli;
 pub mod config;
 pub mod defaults;

@@ -1,9 +1,12 @@
-//! The entry point. `no_main` skips std's runtime set-up (a poll of fds 0-2, signal
-//! handlers and an alternate signal stack for the main thread and every thread): about ten
-//! system calls at every session start that this program has no use for. SIGPIPE is
-//! ignored where output is written (`run::main`).
+//! The entry point, and the binary's allocator (`arena`). `no_main` skips std's runtime
+//! set-up (a poll of fds 0-2, signal handlers and an alternate signal stack for the main
+//! thread and every thread): about ten system calls at every session start that this program
+//! has no use for. SIGPIPE is ignored where output is written (`run::main`).
 
 #![no_main]
+
+#[global_allocator]
+static ALLOCATOR: startup_hygiene::arena::Arena = startup_hygiene::arena::Arena;
 
 use std::ffi::{CStr, OsString, c_char, c_int};
 use std::os::unix::ffi::OsStringExt;

@@ -283,21 +283,35 @@ impl ProcFs {
     }
 }
 
-/// `<pid>/<file>` as a C string in a stack buffer: no allocation per read.
+/// `<pid>/<file>` as a C string in a stack buffer: no allocation and no formatting
+/// machinery per read (this runs several times for every process on the machine).
 struct PidPath([u8; 48]);
 
 impl PidPath {
     fn new(pid: i32, file: &str) -> PidPath {
-        use std::io::Write;
         let mut buf = [0u8; 48];
-        let mut w = &mut buf[..47];
-        // The longest file name used is 16 bytes and a PID at most 7 digits: this fits, and
-        // a failed write would only leave a shorter, still NUL-terminated path.
-        let _ = if file.is_empty() {
-            write!(w, "{pid}")
-        } else {
-            write!(w, "{pid}/{file}")
-        };
+        let mut digits = [0u8; 10];
+        let mut n = pid.unsigned_abs();
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for (i, d) in digits[..len].iter().rev().enumerate() {
+            buf[i] = *d;
+        }
+        // File names here are short constants; a longer one is cut, never overflows, and
+        // the last byte stays NUL.
+        if !file.is_empty() {
+            buf[len] = b'/';
+            let room = buf.len() - len - 2;
+            let name = &file.as_bytes()[..file.len().min(room)];
+            buf[len + 1..len + 1 + name.len()].copy_from_slice(name);
+        }
         PidPath(buf)
     }
 
@@ -350,6 +364,18 @@ mod tests {
         }
         assert_eq!(parse_stat(b"99999999999999999999999 (a) S 1"), None);
         assert_eq!(parse_stat(b")("), None);
+    }
+
+    #[test]
+    fn paths_below_proc() {
+        assert_eq!(PidPath::new(1, "").as_cstr(), c"1");
+        assert_eq!(
+            PidPath::new(4194304, "task/2/children").as_cstr(),
+            c"4194304/task/2/children"
+        );
+        assert_eq!(PidPath::new(90, "cmdline").as_cstr(), c"90/cmdline");
+        let long = "x".repeat(100);
+        assert_eq!(PidPath::new(7, &long).as_cstr().to_bytes().len(), 47);
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! A run: read the input, then gather → decide → act on a worker thread, and report what was
-//! found when the work is done or the deadline passes, whichever comes first. A `/proc` read
-//! can block (a process holding its memory lock), so the deadline cannot rely on reads
-//! returning: the main thread waits with a timeout, reports, and exits, which ends a worker
-//! stuck in the kernel.
+//! A run: read the input, then gather → decide → act, and report what was found when the
+//! work is done or the deadline passes, whichever comes first.
+//!
+//! A `/proc` read can block in the kernel (a process holding its memory lock) where no
+//! signal but a fatal one reaches it, so the deadline cannot rely on reads returning. The
+//! work runs on the calling thread while a watchdog thread sleeps until the deadline; if the
+//! work is not done by then, the watchdog reports what the `Sink` holds. Exactly one of the
+//! two reports (an atomic flag decides), and in the binary reporting ends the process, which
+//! also ends a thread stuck in the kernel. The watchdog only sleeps: in the usual run it
+//! never runs again, so the work stays on one CPU with its caches.
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -26,7 +31,7 @@ use crate::report::Report;
 use crate::sanitize::sanitize;
 use crate::sys;
 
-/// Where the worker puts what it finds, a piece at a time, so that a run cut short by the
+/// Where the work puts what it finds, a piece at a time, so that a run cut short by the
 /// deadline still reports everything found until then. The lock is never held across I/O.
 pub struct Sink(Mutex<Report>);
 
@@ -74,15 +79,25 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let report = run(&opts);
-    let mut warnings = String::new();
-    for w in &report.warnings {
-        warnings.push_str("startup-hygiene: warning: ");
-        warnings.push_str(&sanitize(w, defaults::JSON_FIELD_CAP));
-        warnings.push('\n');
+    let format = opts.format;
+    let reported_here = execute(&opts, move |report| {
+        let mut warnings = String::new();
+        for w in &report.warnings {
+            warnings.push_str("startup-hygiene: warning: ");
+            warnings.push_str(&sanitize(w, defaults::JSON_FIELD_CAP));
+            warnings.push('\n');
+        }
+        eprint_quietly(&warnings);
+        print_quietly(&report.render(format));
+        // Ends every thread, including one stuck in a /proc read.
+        std::process::exit(ExitCode::Success.into());
+    });
+    if !reported_here {
+        // The watchdog is reporting and will end the process; it must not be cut off.
+        loop {
+            std::thread::park();
+        }
     }
-    eprint_quietly(&warnings);
-    print_quietly(&report.render(opts.format));
     ExitCode::Success
 }
 
@@ -111,9 +126,39 @@ fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
-/// One run, bounded by `opts.deadline`.
+/// One run, bounded by `opts.deadline`, returning its report: for tests and library use.
+/// The work runs on a thread of its own here, so that the caller gets the report at the
+/// deadline even if a read blocks that thread for ever.
 pub fn run(opts: &Options) -> Report {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let opts = opts.clone();
+    let spawned = std::thread::Builder::new()
+        // JSON readers recurse once per nesting level, up to serde_json's limit of 128: a
+        // release build needs under 64 KiB for that, a debug build about 300 KiB.
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            execute(&opts, move |report| {
+                let _ = tx.send(report);
+            });
+        });
+    match spawned {
+        Ok(_) => rx.recv().unwrap_or_default(),
+        Err(e) => Report {
+            warnings: vec![format!("cannot start the run's thread: {e}")],
+            ..Report::default()
+        },
+    }
+}
+
+/// Runs once and hands the report to `finish` exactly once: from this thread when the work
+/// is done, or from the watchdog at the deadline (then with `cut_short` set). Returns
+/// whether `finish` was called from this thread.
+pub fn execute<F>(opts: &Options, finish: F) -> bool
+where
+    F: Fn(Report) + Send + Sync + 'static,
+{
     let started = Instant::now();
+    let deadline_at = started + opts.deadline;
     let (input, input_warning) = input::read_stdin(
         defaults::STDIN_LIMIT,
         defaults::STDIN_WAIT.min(opts.deadline),
@@ -128,41 +173,51 @@ pub fn run(opts: &Options) -> Report {
         warnings,
         ..Report::default()
     }));
-    let deadline_at = started + opts.deadline;
-    let (done_tx, done_rx) = mpsc::channel();
-    let worker = {
-        let sink = Arc::clone(&sink);
-        let opts = opts.clone();
+    let finish = Arc::new(finish);
+    let reported = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (sink, finish, reported) = (
+            Arc::clone(&sink),
+            Arc::clone(&finish),
+            Arc::clone(&reported),
+        );
         std::thread::Builder::new()
-            .name("scan".into())
-            // JSON readers recurse once per nesting level, up to serde_json's limit of 128:
-            // a release build needs under 64 KiB for that, a debug build about 300 KiB.
-            // Untouched stack pages cost nothing.
-            .stack_size(1024 * 1024)
+            // It renders a flat report; the default 2 MiB would be mapped for nothing.
+            .stack_size(256 * 1024)
             .spawn(move || {
-                work(&opts, project.as_deref(), &sink, deadline_at);
-                let _ = done_tx.send(());
+                sleep_until(deadline_at);
+                if !reported.swap(true, Ordering::SeqCst) {
+                    let mut report = sink.snapshot();
+                    report.cut_short = true;
+                    finish(report);
+                }
             })
     };
-    let cut_short = match worker {
-        Ok(_) => {
-            match done_rx.recv_timeout(deadline_at.saturating_duration_since(Instant::now())) {
-                Ok(()) => false,
-                Err(RecvTimeoutError::Timeout) => true,
-                Err(RecvTimeoutError::Disconnected) => {
-                    sink.warn("internal error: the scan stopped unexpectedly".into());
-                    false
-                }
-            }
+    if let Err(e) = watchdog {
+        sink.warn(format!("cannot start the deadline's watchdog: {e}"));
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work(opts, project.as_deref(), &sink, deadline_at)
+    }));
+    if outcome.is_err() {
+        sink.warn("internal error: the run stopped unexpectedly".into());
+    }
+    if reported.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    finish(sink.snapshot());
+    true
+}
+
+/// Sleeps until `at`, whatever wakes the thread early.
+fn sleep_until(at: Instant) {
+    loop {
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
         }
-        Err(e) => {
-            sink.warn(format!("cannot start the scan thread: {e}"));
-            false
-        }
-    };
-    let mut report = sink.snapshot();
-    report.cut_short = cut_short;
-    report
+        std::thread::sleep(left);
+    }
 }
 
 /// `--project`, else the input's `cwd` (an absolute path of a directory), else
@@ -211,7 +266,7 @@ fn absolute(p: &Utf8Path) -> Utf8PathBuf {
     }
 }
 
-/// Gather → decide → act, on the worker thread.
+/// Gather → decide → act.
 fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: Instant) {
     let mut warnings = Vec::new();
     let mut config = config::load(

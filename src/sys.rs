@@ -107,20 +107,24 @@ pub fn list_dir(dir: BorrowedFd, mut keep: impl FnMut(&[u8]) -> bool) -> io::Res
 /// name is allocated only if `f` keeps it. Reads from the handle's current offset, so each
 /// handle is listed once.
 pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
-    let mut buf = vec![0u8; 32 * 1024];
+    // Not zero-filled: only what the kernel writes is read, and untouched pages stay unmapped.
+    let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
     loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes of dirent64 records.
+        // SAFETY: the kernel writes at most `capacity` bytes of dirent64 records into the
+        // spare capacity; only the `n` bytes it reports are then exposed by `set_len`.
         let n = unsafe {
             libc::syscall(
                 libc::SYS_getdents64,
                 dir.as_raw_fd(),
                 buf.as_mut_ptr(),
-                buf.len(),
+                buf.capacity(),
             )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: the kernel initialised these `n` bytes.
+        unsafe { buf.set_len(n as usize) };
         if n == 0 {
             return Ok(());
         }
