@@ -5,6 +5,9 @@ mod support;
 
 mod cli;
 mod e2e;
+mod faults;
 mod install;
 mod orphans;
+mod properties;
 mod reaper;
+mod security;

@@ -528,15 +528,18 @@ fn parallel_runs_remove_each_file_once_and_count_it_once() {
         })
         .collect();
     let mut seen = Vec::new();
+    let mut per_run = Vec::new();
     for child in runs {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0));
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        per_run.push(r["reaped"].as_array().unwrap().len());
         for e in r["reaped"].as_array().unwrap() {
             let path = e["path"].as_str().unwrap();
             seen.push(path.rsplit('/').next().unwrap().to_string());
         }
     }
+    eprintln!("files removed per run: {per_run:?}");
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(
         seen.len(),
