@@ -5,49 +5,29 @@
 /// Escapes `input` and cuts it to at most `max_chars` characters (an ellipsis marks a cut;
 /// an escape is never split).
 pub fn sanitize(input: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(input.len().min(max_chars.saturating_mul(4)));
-    let mut used = 0;
-    let mut piece = String::new();
-    let mut chars = input.chars().peekable();
-    while let Some(c) = chars.next() {
-        piece.clear();
-        escape_into(c, &mut piece);
-        let len = piece.chars().count();
-        // Leave room for the ellipsis unless this is the last piece and it fits exactly.
-        let room = if chars.peek().is_some() {
-            max_chars.saturating_sub(1)
-        } else {
-            max_chars
-        };
-        if used + len > room {
-            if max_chars > 0 {
-                out.push('…');
-            }
-            return out;
-        }
-        out.push_str(&piece);
-        used += len;
-    }
-    out
+    escape_capped(input, max_chars, true)
 }
 
 /// For a JSON string: like `sanitize` (the decoded string, printed by `jq -r`, must not
 /// steer a terminal either), but quotes and backslashes are left to JSON's own escaping
 /// instead of being escaped twice.
 pub fn sanitize_json(input: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(input.len().min(max_chars * 4));
+    escape_capped(input, max_chars, false)
+}
+
+fn escape_capped(input: &str, max_chars: usize, escape_quotes: bool) -> String {
+    let mut out = String::with_capacity(input.len().min(max_chars.saturating_mul(4)));
     let mut used = 0;
+    let mut piece = String::new();
     let mut chars = input.chars().peekable();
     while let Some(c) = chars.next() {
-        let piece = match c {
-            '\\' | '"' => c.to_string(),
-            c => {
-                let mut p = String::new();
-                escape_into(c, &mut p);
-                p
-            }
-        };
+        piece.clear();
+        match c {
+            '\\' | '"' if !escape_quotes => piece.push(c),
+            c => escape_into(c, &mut piece),
+        }
         let len = piece.chars().count();
+        // Leave room for the ellipsis unless this is the last piece and it fits exactly.
         let room = if chars.peek().is_some() {
             max_chars.saturating_sub(1)
         } else {

@@ -21,15 +21,6 @@ fn markers<'a>(session: &'a str, project: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-fn scan(env: &TestEnv, extra: &[&str]) -> Value {
-    env.hook()
-        .args(["--format", "json", "--project"])
-        .arg(&env.project)
-        .args(extra)
-        .run()
-        .json()
-}
-
 /// The orphan group whose top is `pid`.
 fn group(report: &Value, pid: i32) -> Option<Value> {
     entry(report, "orphans", pid)
@@ -84,12 +75,12 @@ fn named_rule_finds_versioned_install_path_once_owner_is_gone() {
     let mut procs = Procs::new();
     let (owner, server) = procs.owner_with_server(&env.owner, "bun", &[ORCH], &[]);
 
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     assert!(!reported(&r, server), "owned by a live owner: {r}");
 
     procs.kill(owner);
     wait_for_parent(server, me());
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     let g = group(&r, server).unwrap_or_else(|| panic!("orphan {server} not reported: {r}"));
     assert_eq!(g["matched_by"], "orchestrator");
     assert_eq!(g["ppid"], me());
@@ -115,11 +106,11 @@ fn marker_rule_finds_any_stdio_server_with_its_session_and_project() {
         &["--stdio"],
         &markers(&session, &project),
     );
-    assert!(!reported(&scan(&env, &[]), server));
+    assert!(!reported(&env.report(&[]), server));
 
     procs.kill(owner);
     wait_for_parent(server, me());
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     let g = group(&r, server).unwrap_or_else(|| panic!("orphan {server} not reported: {r}"));
     assert!(g["matched_by"].as_str().unwrap().contains("env"), "{g}");
     assert_eq!(g["session_id"], session.as_str());
@@ -159,7 +150,7 @@ fn hook_and_tool_children_are_not_servers() {
     let (owner, tool) = procs.owner_with_server(&env.owner, "tool", &[], &env_vars);
     procs.kill(owner);
     wait_for_parent(tool, me());
-    assert!(!reported(&scan(&env, &[]), tool));
+    assert!(!reported(&env.report(&[]), tool));
 }
 
 #[test]
@@ -187,7 +178,7 @@ fn wrapper_chain_is_reported_once_at_its_top() {
     procs.kill(owner);
     wait_for_parent(npm, me());
 
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     let g = group(&r, npm).unwrap_or_else(|| panic!("chain top {npm} not reported: {r}"));
     let mut descendants: Vec<i64> = g["descendants"]
         .as_array()
@@ -237,13 +228,13 @@ fn owner_far_up_the_chain_still_owns() {
     assert_eq!(comm().trim(), "bun");
 
     assert!(
-        !reported(&scan(&env, &[]), server),
+        !reported(&env.report(&[]), server),
         "an owner 13 hops up owns it"
     );
     // The same tree without its owner: the top hop becomes the orphan, the server inside it.
     procs.kill(owner);
     wait_for_parent(chain[0], me());
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     assert!(reported(&r, server), "{r}");
 }
 
@@ -267,7 +258,7 @@ fn zombies_and_unrelated_processes_are_not_orphans() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     let _ = z.wait();
     assert!(!reported(&r, unrelated));
     assert!(!reported(&r, zpid));
@@ -295,11 +286,11 @@ fn detached_server_of_a_live_session_is_kept_until_that_session_dies() {
         format!(r#"{{"pid":{owner},"sessionId":"{session}","cwd":"/p","startedAt":1,"procStart":"{start}","version":"2.1.197"}}"#),
     )
     .unwrap();
-    assert!(!reported(&scan(&env, &[]), server), "its session is live");
+    assert!(!reported(&env.report(&[]), server), "its session is live");
 
     // The registry entry stays behind after a kill -9, but its process is gone.
     procs.kill(owner);
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     assert!(group(&r, server).is_some(), "{r}");
 }
 
@@ -307,13 +298,7 @@ fn detached_server_of_a_live_session_is_kept_until_that_session_dies() {
 fn claude_as_pid_1_of_a_pid_namespace_owns_its_servers() {
     let env = TestEnv::new();
     let procs = Procs::new();
-    if Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        eprintln!("skipped: cannot create a PID namespace here");
+    if pid_namespace().is_none() {
         return;
     }
     let dir = procs.named(&env.owner).parent().unwrap().to_path_buf();
@@ -323,10 +308,8 @@ fn claude_as_pid_1_of_a_pid_namespace_owns_its_servers() {
     // the server's parent becomes PID 1 itself; then the hook runs.
     let inner = r#""$P/mid" -c '"$P/bun" -c "sleep 30; :" bun /x/orchestrator/dist/server.js & echo' mid; sleep 0.2; "$HOOK" --format json --owner "$OWNER" --project /"#;
     let run = |owner: &str| -> Value {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--pid", "--fork", "--mount-proc"])
-            .arg(dir.join(&env.owner))
-            .args(["-c", inner, "owner"]);
+        let mut cmd = pid_namespace().expect("probed above");
+        cmd.arg(dir.join(&env.owner)).args(["-c", inner, "owner"]);
         clean_env(&mut cmd, &env.home);
         cmd.env("P", &dir).env("HOOK", bin()).env("OWNER", owner);
         let out = cmd.output().unwrap();
@@ -378,7 +361,7 @@ fn hostile_command_lines_are_data() {
         "an argument's newline never starts a line: {text}"
     );
     assert!(!text.contains(&long), "truncated");
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     let cmdline = group(&r, server).unwrap()["cmdline"]
         .as_str()
         .unwrap()
@@ -411,7 +394,7 @@ fn two_hundred_orphans_stay_under_the_cap() {
     for &s in &servers {
         wait_for_parent(s, me());
     }
-    let r = scan(&env, &[]);
+    let r = env.report(&[]);
     let missing: Vec<String> = servers
         .iter()
         .filter(|&&s| group(&r, s).is_none())
@@ -450,15 +433,9 @@ fn two_hundred_orphans_stay_under_the_cap() {
 fn kill_stops_a_group_and_only_with_kill() {
     let env = TestEnv::new();
     let procs = Procs::new();
-    if Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        eprintln!("skipped: cannot create a PID namespace here");
+    let Some(mut cmd) = pid_namespace() else {
         return;
-    }
+    };
     let dir = procs.named("init").parent().unwrap().to_path_buf();
     procs.named("npm");
     procs.named("node");
@@ -469,10 +446,7 @@ fn kill_stops_a_group_and_only_with_kill() {
         "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/kill.json"
         for s in /proc/[0-9]*/stat; do cat "$s"; echo; done > "$D/after.txt" 2>/dev/null
     "#;
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc"])
-        .arg(dir.join("init"))
-        .args(["-c", script, "init"]);
+    cmd.arg(dir.join("init")).args(["-c", script, "init"]);
     clean_env(&mut cmd, &env.home);
     cmd.env("P", &dir)
         .env("HOOK", bin())

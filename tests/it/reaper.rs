@@ -21,15 +21,6 @@ fn dead_pid() -> i32 {
     pid
 }
 
-fn reap_json(env: &TestEnv, extra: &[&str]) -> Value {
-    env.hook()
-        .args(["--format", "json", "--project"])
-        .arg(&env.project)
-        .args(extra)
-        .run()
-        .json()
-}
-
 fn reasons(report: &Value, key: &str) -> Vec<(i64, String)> {
     let mut v: Vec<(i64, String)> = report[key]
         .as_array()
@@ -53,7 +44,7 @@ fn dead_removed_live_kept() {
     let me = std::process::id() as i32;
     env.pid_file(dead, HOUR);
     env.pid_file(me, FRESH);
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
     assert_eq!(reasons(&r, "kept"), vec![(me as i64, "alive".into())]);
     assert_eq!(
@@ -105,7 +96,7 @@ fn names_that_are_not_canonical_pids_are_ignored() {
     for n in names {
         env.file(&format!(".orchestrator-state/{n}"), HOUR);
     }
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(r["reaped"], Value::Array(vec![]));
     assert_eq!(r["kept"], Value::Array(vec![]));
     let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).collect();
@@ -116,7 +107,7 @@ fn names_that_are_not_canonical_pids_are_ignored() {
 #[test]
 fn missing_and_empty_folders_are_no_ops() {
     let env = TestEnv::new();
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(
         (
             r["reaped"].as_array().unwrap().len(),
@@ -126,7 +117,7 @@ fn missing_and_empty_folders_are_no_ops() {
     );
     assert_eq!(r["warnings"], Value::Array(vec![]));
     env.state_dir();
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(
         (
             r["reaped"].as_array().unwrap().len(),
@@ -141,7 +132,7 @@ fn missing_and_empty_folders_are_no_ops() {
 fn pid_1_is_alive_and_kept() {
     let env = TestEnv::new();
     env.pid_file(1, FRESH);
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(reasons(&r, "kept"), vec![(1, "alive".into())]);
     assert_eq!(env.names_in_state_dir(), vec!["active-session-1"]);
 }
@@ -160,7 +151,7 @@ fn zombie_is_stale() {
     }
     assert_eq!(state(pid), Some('Z'));
     env.pid_file(pid, FRESH);
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     let _ = child.wait();
     assert_eq!(reasons(&r, "reaped"), vec![(pid as i64, "zombie".into())]);
 }
@@ -173,7 +164,7 @@ fn reused_pid_younger_than_file_is_stale_but_owner_keeps_its_file() {
     let owner = procs.server(&env.owner, &[], &[]);
     env.pid_file(stranger, HOUR);
     env.pid_file(owner, HOUR);
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(
         reasons(&r, "reaped"),
         vec![(stranger as i64, "reused".into())]
@@ -268,7 +259,7 @@ fn only_regular_files_are_reaped() {
         .unwrap();
     // SAFETY: mkfifo with a valid path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(r["reaped"], Value::Array(vec![]));
     let kept = reasons(&r, "kept");
     assert_eq!(kept.len(), 3);
@@ -285,7 +276,7 @@ fn symlinked_state_folder_is_reported_not_entered() {
     let victim = elsewhere.join(format!("active-session-{}", dead_pid()));
     std::fs::write(&victim, "x").unwrap();
     symlink(&elsewhere, env.project.join(".orchestrator-state")).unwrap();
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(r["reaped"], Value::Array(vec![]));
     assert!(victim.exists());
     let warnings = r["warnings"].to_string();
@@ -312,7 +303,7 @@ fn hostile_project_config_cannot_reach_outside() {
         let cfg = format!(r#"{{"state_files":[{{"dir":{dir:?},"name":"lock-{{pid}}"}}]}}"#);
         env.file(".claude/startup-hygiene.json", FRESH);
         std::fs::write(env.project.join(".claude/startup-hygiene.json"), cfg).unwrap();
-        let r = reap_json(&env, &[]);
+        let r = env.report(&[]);
         assert_eq!(r["reaped"], Value::Array(vec![]), "{dir}");
         assert!(victim.exists(), "{dir}");
         assert!(
@@ -333,7 +324,7 @@ fn config_rules_add_state_folders() {
         r#"{"state_files":[{"dir":"run/locks","name":"lock-{pid}.json"}]}"#,
     )
     .unwrap();
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
     assert!(
         !env.project
@@ -353,7 +344,7 @@ fn config_rules_add_state_folders() {
     )
     .unwrap();
     std::fs::remove_file(env.project.join(".claude/startup-hygiene.json")).unwrap();
-    let r = reap_json(&env, &[]);
+    let r = env.report(&[]);
     assert_eq!(reasons(&r, "reaped"), vec![(dead2 as i64, "dead".into())]);
 }
 
@@ -389,7 +380,7 @@ fn dry_run_changes_nothing() {
     let env = TestEnv::new();
     let dead = dead_pid();
     env.pid_file(dead, HOUR);
-    let r = reap_json(&env, &["--dry-run"]);
+    let r = env.report(&["--dry-run"]);
     assert_eq!(r["dry_run"], true);
     assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
     assert_eq!(

@@ -483,21 +483,14 @@ fn in_namespace_raw(
     after: &str,
     vars: &[(&str, &str)],
 ) -> Option<(Vec<u8>, String)> {
-    let probe = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status();
-    if !matches!(probe, Ok(s) if s.success()) {
-        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not available here");
-        return None;
-    }
+    let mut cmd = pid_namespace()?;
     let out = env.root.join(unique("ns-report"));
     let script = format!(
         "{before}\n\"$HOOK\" --owner \"$OWNER\" --deadline-ms 60000 --project \"$P\" {hook_args} </dev/null >\"$OUT\"; echo \"hook=$?\"\n{after}\n: \"$M\""
     );
-    let mut cmd = Command::new("unshare");
     clean_env(&mut cmd, &env.home);
     let output = cmd
-        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .args(["sh", "-c", &script])
         .env("HOOK", bin())
         .env("OWNER", &env.owner)
         .env("P", &env.project)

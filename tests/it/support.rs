@@ -94,6 +94,16 @@ impl TestEnv {
         }
     }
 
+    /// The `--format json` report of a run on this project, with `extra` flags.
+    pub fn report(&self, extra: &[&str]) -> Value {
+        self.hook()
+            .args(["--format", "json", "--project"])
+            .arg(&self.project)
+            .args(extra)
+            .run()
+            .json()
+    }
+
     pub fn names_in_state_dir(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.project.join(".orchestrator-state"))
             .map(|rd| {
@@ -155,18 +165,8 @@ impl Hook {
     /// processes are its own: a scan that cannot see anything else on the machine. `None`
     /// (with the reason on stderr) where namespaces are not available.
     pub fn in_pid_namespace(self) -> Option<Hook> {
-        let probe = Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "true"])
-            .stderr(Stdio::null())
-            .status();
-        if !matches!(probe, Ok(s) if s.success()) {
-            eprintln!("skipped: `unshare --pid --fork --mount-proc` is not available here");
-            return None;
-        }
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--pid", "--fork", "--mount-proc"])
-            .arg(self.cmd.get_program())
-            .args(self.cmd.get_args());
+        let mut cmd = pid_namespace()?;
+        cmd.arg(self.cmd.get_program()).args(self.cmd.get_args());
         for (k, v) in self.cmd.get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -260,6 +260,27 @@ pub fn entry(report: &Value, key: &str, pid: i32) -> Option<Value> {
         .iter()
         .find(|e| e["pid"].as_i64() == Some(pid as i64))
         .cloned()
+}
+
+/// `unshare --pid --fork --mount-proc`, to which the caller adds the program: a new PID
+/// namespace with its own /proc, where a scan sees only the processes started inside it.
+/// `None`, with the reason on stderr, where namespaces cannot be made here (probed once).
+pub fn pid_namespace() -> Option<Command> {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let works = *WORKS.get_or_init(|| {
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !works {
+        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not available here");
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc"]);
+    Some(cmd)
 }
 
 /// Makes the test process a child subreaper, once.
