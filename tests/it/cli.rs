@@ -65,3 +65,43 @@ fn silent_when_nothing_to_report() {
         );
     }
 }
+
+/// A terminal on stdin is never read: input waiting on it (JSON naming another project) is
+/// left alone, and the project is the current directory.
+#[test]
+fn a_terminal_on_stdin_is_not_read() {
+    let env = TestEnv::new();
+    let other = TestEnv::new();
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two fds into the out-pointers; the rest may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        eprintln!("skipped: no pseudo-terminal can be opened here");
+        return;
+    }
+    // SAFETY: fresh fds from openpty, owned here from now on.
+    let (master, slave) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let typed = format!("{{\"cwd\":{:?}}}\n", other.project.to_str().unwrap());
+    std::io::Write::write_all(&mut &master, typed.as_bytes()).unwrap();
+    let mut hook = env.hook().args(["--format", "json"]);
+    hook.cmd.stdin(slave).stdout(std::process::Stdio::piped());
+    let out = hook.cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["project"], env.project.to_str().unwrap(), "{r}");
+    assert_eq!(r["warnings"], serde_json::Value::Array(vec![]));
+}
