@@ -746,12 +746,7 @@ fn a_state_folder_that_is_not_a_folder_is_a_warning() {
             "fifo" => mkfifo(&path),
             _ => _listener = std::os::unix::net::UnixListener::bind(&path).unwrap(),
         }
-        let report = env
-            .hook()
-            .args(["--format", "json", "--deadline-ms", "60000", "--project"])
-            .arg(&env.project)
-            .run()
-            .json();
+        let report = env.report(&[]);
         assert_eq!(report["cut_short"], false, "{kind}");
         assert!(
             report["warnings"].to_string().contains("Not a directory"),

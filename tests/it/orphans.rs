@@ -157,13 +157,8 @@ fn hook_and_tool_children_are_not_servers() {
 fn wrapper_chain_is_reported_once_at_its_top() {
     let env = TestEnv::new();
     let mut procs = Procs::new();
-    let p = procs
-        .named("npm")
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    procs.named("npm");
+    let p = procs.dir();
     procs.named("sh");
     procs.named("node");
     let mut vars = markers("chain", "/p");
@@ -202,13 +197,8 @@ fn wrapper_chain_is_reported_once_at_its_top() {
 fn owner_far_up_the_chain_still_owns() {
     let env = TestEnv::new();
     let mut procs = Procs::new();
-    let p = procs
-        .named("hop")
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    procs.named("hop");
+    let p = procs.dir();
     procs.named("bun");
     // Twelve shells between the owner and the server: beyond the seed's 8-hop limit.
     let hop = r#"n=$1; if [ "$n" -gt 0 ]; then "$P/hop" -c "$HOP" hop $((n-1)); :; else "$P/bun" -c 'read x' bun /x/orchestrator/dist/server.js; :; fi"#;
@@ -377,13 +367,8 @@ fn two_hundred_orphans_stay_under_the_cap() {
     let env = TestEnv::new();
     let mut procs = Procs::new();
     procs.named("bun");
-    let p = procs
-        .named("bun")
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    procs.named("bun");
+    let p = procs.dir();
     let script = r#"exec 3<&0; i=0; while [ $i -lt 200 ]; do "$P/bun" -c 'read x' bun /x/orchestrator/dist/server.js <&3 >/dev/null & echo $!; i=$((i+1)); done; wait"#;
     let owner = procs.spawn(&env.owner, script, &[], &[("P", &p)]);
     let servers: Vec<i32> = (0..200).map(|_| procs.read_pid(owner)).collect();

@@ -151,12 +151,7 @@ fn a_config_that_is_a_fifo_or_huge_does_not_block_or_bloat_the_run() {
             "huge" => std::fs::write(&path, vec![b' '; 3 << 20]).unwrap(),
             _ => std::fs::create_dir(&path).unwrap(),
         }
-        let report = env
-            .hook()
-            .args(["--format", "json", "--deadline-ms", "60000", "--project"])
-            .arg(&env.project)
-            .run()
-            .json();
+        let report = env.report(&[]);
         assert_eq!(report["cut_short"], false, "{kind}");
         assert!(
             report["warnings"]

@@ -315,6 +315,11 @@ impl Procs {
         }
     }
 
+    /// The folder of the `named` links, for scripts that start them as `"$P/<name>"`.
+    pub fn dir(&self) -> String {
+        self.dir.to_str().expect("a UTF-8 temp dir").to_string()
+    }
+
     /// A path to `/bin/sh` under `name`: a process started through it has comm `name`.
     pub fn named(&self, name: &str) -> PathBuf {
         let p = self.dir.join(name);
