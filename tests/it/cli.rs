@@ -84,7 +84,7 @@ fn a_terminal_on_stdin_is_not_read() {
         )
     };
     if r != 0 {
-        eprintln!("skipped: no pseudo-terminal can be opened here");
+        skip("no pseudo-terminal can be opened here");
         return;
     }
     // SAFETY: fresh fds from openpty, owned here from now on.

@@ -187,7 +187,7 @@ fn matching(env: &TestEnv, tree: &ProcTree) -> Options {
 fn processes_exiting_after_the_listing_are_skipped() {
     // The sync point, PID 2's stat, is read right after the listing by a root scan only.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: only a root scan reads PID 2's stat after the listing");
+        skip("only a root scan reads PID 2's stat after the listing");
         return;
     }
     let env = TestEnv::new();
@@ -270,7 +270,7 @@ fn an_ancestor_exiting_between_its_stat_and_cmdline() {
     // The scan's own loop reads every command line of ours; another user's ancestor is read
     // only by the walk, so the FIFO is met there and nowhere else.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to give a fixture folder another owner");
+        skip("needs root to give a fixture folder another owner");
         return;
     }
     let env = TestEnv::new();
@@ -325,7 +325,7 @@ fn unreadable_hidden_looping_and_foreign_parents_are_unknown() {
 #[test]
 fn another_users_ancestor_is_followed_and_another_users_match_skipped() {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to give fixture folders another owner");
+        skip("needs root to give fixture folders another owner");
         return;
     }
     let env = TestEnv::new();
@@ -639,7 +639,7 @@ fn pids_of(report: &Value, key: &str) -> Vec<i64> {
 #[test]
 fn a_read_only_state_folder_fails_nothing() {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting a read-only tmpfs needs root");
+        skip("mounting a read-only tmpfs needs root");
         return;
     }
     let env = TestEnv::new();
@@ -669,10 +669,10 @@ fn a_read_only_state_folder_fails_nothing() {
         .unwrap();
     let said = String::from_utf8_lossy(&output.stdout);
     if matches!(output.status.code(), Some(90 | 91)) || !said.contains("exit=") {
-        eprintln!(
-            "skipped: cannot mount a read-only tmpfs here: {}",
+        skip(&format!(
+            "cannot mount a read-only tmpfs here: {}",
             String::from_utf8_lossy(&output.stderr)
-        );
+        ));
         return;
     }
     assert!(said.contains("exit=0"), "{said}");
@@ -708,7 +708,7 @@ fn an_unreadable_state_folder_is_a_warning() {
         if !matches!(setpriv, Ok(s) if s.success()) {
             std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
-            eprintln!("skipped: setpriv cannot drop to nobody here");
+            skip("setpriv cannot drop to nobody here");
             return;
         }
         let mut cmd = Command::new("setpriv");

@@ -188,7 +188,7 @@ fn default_owner_names_are_claude() {
 fn eperm_means_alive() {
     // SAFETY: getuid cannot fail.
     if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root to run the hook as nobody against a root-owned process");
+        skip("needs root to run the hook as nobody against a root-owned process");
         return;
     }
     let env = TestEnv::new();

@@ -411,7 +411,7 @@ fn kill_refuses_a_zombie() {
 #[test]
 fn kill_refuses_another_users_process() {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: starting a process as another user needs root");
+        skip("starting a process as another user needs root");
         return;
     }
     let mut procs = Procs::new();
@@ -436,7 +436,7 @@ fn kill_refuses_another_users_process() {
         std::thread::sleep(Duration::from_millis(10));
     }
     if uid.as_deref() != Some("65534") {
-        eprintln!("skipped: setpriv could not switch to nobody ({uid:?})");
+        skip(&format!("setpriv could not switch to nobody ({uid:?})"));
         return;
     }
     let r = stop(&[orphan(pid, starttime(pid))], &[]);

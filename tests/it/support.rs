@@ -20,6 +20,16 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_startup-hygiene")
 }
 
+/// Says, past the test harness's output capture (which takes only `print!`/`eprint!`), that
+/// the calling test did not do its work and why. Callers return right after.
+pub fn skip(why: &str) {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "skipped: {name}: {why}");
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A name no other test run on this machine uses.
@@ -275,7 +285,7 @@ pub fn pid_namespace() -> Option<Command> {
             .is_ok_and(|s| s.success())
     });
     if !works {
-        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not available here");
+        skip("`unshare --pid --fork --mount-proc` is not available here");
         return None;
     }
     let mut cmd = Command::new("unshare");
