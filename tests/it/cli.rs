@@ -105,3 +105,31 @@ fn a_terminal_on_stdin_is_not_read() {
     assert_eq!(r["project"], env.project.to_str().unwrap(), "{r}");
     assert_eq!(r["warnings"], serde_json::Value::Array(vec![]));
 }
+
+/// The fixture itself: a stat below a `HungMount` blocks until the mount is dropped, then
+/// fails. (Every deadline test that uses one depends on this.)
+#[test]
+fn a_hung_mount_blocks_a_stat_until_dropped() {
+    let env = TestEnv::new();
+    let mount = match HungMount::new(&env.root.join("hung")) {
+        Ok(m) => m,
+        Err(why) => return skip(&why),
+    };
+    let path = mount.dir.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = std::fs::metadata(&path);
+        let _ = tx.send(r.is_ok());
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "the stat returned although nobody answers the mount"
+    );
+    drop(mount);
+    let ok = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the stat still blocks after the mount was dropped");
+    assert!(!ok, "the stat of an aborted mount succeeded");
+    t.join().unwrap();
+}

@@ -521,3 +521,63 @@ pub fn is_alive(pid: i32) -> bool {
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// A FUSE mount whose server never answers: the first access below it (a `stat`, an
+/// `open`) blocks in the kernel, in a wait that only a fatal signal ends — what a dead
+/// network share or a stuck FUSE daemon does to a program. Made without libfuse: open
+/// `/dev/fuse`, mount with its fd, and never read the fd. Dropping it aborts the connection
+/// (blocked calls then fail with `ENOTCONN`) and unmounts. If the test process dies instead,
+/// the kernel closes the fd and the mount stops blocking just the same.
+pub struct HungMount {
+    pub dir: PathBuf,
+    fuse: Option<OwnedFd>,
+}
+
+impl HungMount {
+    /// Mounts over `dir` (created). `Err` says why not: it needs root (CAP_SYS_ADMIN) and
+    /// `/dev/fuse`.
+    pub fn new(dir: &Path) -> Result<HungMount, String> {
+        use std::ffi::CString;
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let fuse = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .map_err(|e| format!("open /dev/fuse: {e}"))?;
+        let fuse = OwnedFd::from(fuse);
+        let target = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // allow_other: a hook run as another user (`nobody`) must block on it too.
+        let data = CString::new(format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            fuse.as_raw_fd()
+        ))
+        .unwrap();
+        // SAFETY: valid C strings; mount(2) copies them.
+        let r = unsafe {
+            libc::mount(
+                c"startup-hygiene-hung".as_ptr(),
+                target.as_ptr(),
+                c"fuse".as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        if r != 0 {
+            return Err(format!("mount fuse: {}", std::io::Error::last_os_error()));
+        }
+        Ok(HungMount {
+            dir: dir.to_path_buf(),
+            fuse: Some(fuse),
+        })
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        // Closing the only fd of the connection aborts it; then the mount can go.
+        drop(self.fuse.take());
+        let target = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
