@@ -37,23 +37,53 @@ pub fn parse(bytes: &[u8]) -> Result<HookInput, String> {
     })
 }
 
-/// Reads stdin: nothing from a terminal, at most `limit` bytes, and no longer than `wait`
-/// (a pipe that nobody closes). Returns the input and a warning, if any.
+/// Reads stdin: nothing from a terminal or other character device, at most `limit` bytes,
+/// and no longer than `wait` (a pipe that nobody closes). No read ever waits: `poll` waits,
+/// bounded, and each read takes only what is there, so a second reader that drains the pipe
+/// between the two cannot hold the hook. Returns the input and a warning, if any.
 pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
     // SAFETY: fd 0 is borrowed for the duration of this call only; if it is closed, the
     // calls below fail with EBADF and we go on without input.
     let fd = unsafe { BorrowedFd::borrow_raw(0) };
-    if sys::is_terminal(fd) {
+    let Some(kind) = sys::fd_kind(fd) else {
         return (HookInput::default(), None);
-    }
+    };
     let end = Instant::now() + wait;
     let mut data = Vec::new();
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        match sys::wait_readable(fd, left) {
-            Ok(true) => {}
-            Ok(false) => {
-                // Timed out: use what came if it is complete, say so if it is not.
+        let timed_out = match sys::wait_readable(fd, left) {
+            Ok(ready) => !ready,
+            Err(_) => return (HookInput::default(), None),
+        };
+        let read = if timed_out {
+            Err(std::io::ErrorKind::TimedOut.into())
+        } else {
+            sys::read_nowait(fd, kind, &mut data, limit + 1)
+        };
+        match read {
+            Ok(0) => break,
+            Ok(_) if data.len() > limit => {
+                return (
+                    HookInput::default(),
+                    Some(format!("stdin is larger than {limit} bytes; ignored")),
+                );
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) && !left.is_zero() => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                // Out of time: use what came if it is complete, say so if it is not.
                 return match parse(&data) {
                     Ok(input) => (input, None),
                     Err(_) => (
@@ -66,20 +96,6 @@ pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
                     ),
                 };
             }
-            Err(_) => return (HookInput::default(), None),
-        }
-        match sys::read_append(fd, &mut data, limit + 1) {
-            Ok(0) => break,
-            Ok(_) => {
-                if data.len() > limit {
-                    return (
-                        HookInput::default(),
-                        Some(format!("stdin is larger than {limit} bytes; ignored")),
-                    );
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => break,
         }
     }

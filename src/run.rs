@@ -48,6 +48,16 @@ impl Sink {
         self.push(|r| r.warnings.push(warning));
     }
 
+    /// The report so far, unless the lock is held this instant (for a signal handler,
+    /// which must not wait for the code it interrupted).
+    pub fn try_snapshot(&self) -> Option<Report> {
+        match self.0.try_lock() {
+            Ok(r) => Some(r.clone()),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().clone()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     pub fn snapshot(&self) -> Report {
         self.0
             .lock()
@@ -80,18 +90,23 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         }
     };
     let format = opts.format;
-    let reported_here = execute(&opts, move |report| {
-        let mut warnings = String::new();
-        for w in &report.warnings {
-            warnings.push_str("startup-hygiene: warning: ");
-            warnings.push_str(&sanitize(w, defaults::JSON_FIELD_CAP));
-            warnings.push('\n');
-        }
-        eprint_quietly(&warnings);
-        print_quietly(&report.render(format));
-        // Ends every thread, including one stuck in a /proc read.
-        std::process::exit(ExitCode::Success.into());
-    });
+    let reported_here = execute(
+        &opts,
+        move |report| {
+            let mut warnings = String::new();
+            for w in &report.warnings {
+                warnings.push_str("startup-hygiene: warning: ");
+                warnings.push_str(&sanitize(w, defaults::JSON_FIELD_CAP));
+                warnings.push('\n');
+            }
+            eprint_quietly(&warnings);
+            print_quietly(&report.render(format));
+            // Ends every thread, including one stuck in a kernel wait. Also called from
+            // the deadline's signal handler, so nothing here may need more than that.
+            sys::exit_now(ExitCode::Success.into());
+        },
+        Fallback::Timers,
+    );
     if !reported_here {
         // The watchdog is reporting and will end the process; it must not be cut off.
         loop {
@@ -137,9 +152,13 @@ pub fn run(opts: &Options) -> Report {
         // release build needs under 64 KiB for that, a debug build about 300 KiB.
         .stack_size(1024 * 1024)
         .spawn(move || {
-            execute(&opts, move |report| {
-                let _ = tx.send(report);
-            });
+            execute(
+                &opts,
+                move |report| {
+                    let _ = tx.send(report);
+                },
+                Fallback::None,
+            );
         });
     match spawned {
         Ok(_) => rx.recv().unwrap_or_default(),
@@ -150,53 +169,92 @@ pub fn run(opts: &Options) -> Report {
     }
 }
 
+/// What keeps the deadline when the watchdog thread cannot start (a user at the process
+/// limit, say, with hundreds of orphans).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// Kernel timers and a signal handler, for the binary: at the deadline the handler
+    /// reports what is known and ends the process; should the work be stuck in a kernel
+    /// wait that only a fatal signal ends (a hung mount), a second timer sends SIGKILL
+    /// `defaults::DEADLINE_BACKSTOP` later. The process is then ended without a report,
+    /// but on time.
+    Timers,
+    /// Nothing: a library caller (a test) must not have its process signalled.
+    None,
+}
+
 /// Runs once and hands the report to `finish` exactly once: from this thread when the work
-/// is done, or from the watchdog at the deadline (then with `cut_short` set). Returns
-/// whether `finish` was called from this thread.
-pub fn execute<F>(opts: &Options, finish: F) -> bool
+/// is done, or at the deadline (then with `cut_short` set). The deadline is armed before
+/// anything else, so it covers every path the run touches: stdin, the project, configs,
+/// state folders, the registry. Returns whether `finish` was called from this thread.
+pub fn execute<F>(opts: &Options, finish: F, fallback: Fallback) -> bool
 where
     F: Fn(Report) + Send + Sync + 'static,
 {
-    let started = Instant::now();
-    let deadline_at = started + opts.deadline;
-    let (input, input_warning) = input::read_stdin(
-        defaults::STDIN_LIMIT,
-        defaults::STDIN_WAIT.min(opts.deadline),
-    );
-    let mut warnings: Vec<String> = input_warning.into_iter().collect();
-    let project = resolve_project(opts, &input, &mut warnings);
+    let deadline_at = Instant::now() + opts.deadline;
     let sink = Arc::new(Sink::new(Report {
-        project: project.as_ref().map(|p| p.to_string()),
         dry_run: opts.dry_run,
         kill_requested: opts.kill,
         deadline_ms: opts.deadline.as_millis() as u64,
-        warnings,
         ..Report::default()
     }));
     let finish = Arc::new(finish);
     let reported = Arc::new(AtomicBool::new(false));
-    let watchdog = {
+    let at_deadline = {
         let (sink, finish, reported) = (
             Arc::clone(&sink),
             Arc::clone(&finish),
             Arc::clone(&reported),
         );
+        // Reports what the sink holds, unless the work already did; false when the sink is
+        // busy this instant (only the signal handler cannot wait for it).
+        move |wait: bool| -> bool {
+            if reported.load(Ordering::SeqCst) {
+                return true;
+            }
+            let Some(mut report) = (if wait {
+                Some(sink.snapshot())
+            } else {
+                sink.try_snapshot()
+            }) else {
+                return false;
+            };
+            if !reported.swap(true, Ordering::SeqCst) {
+                report.cut_short = true;
+                finish(report);
+            }
+            true
+        }
+    };
+    let watchdog = {
+        let at_deadline = at_deadline.clone();
         std::thread::Builder::new()
             // It renders a flat report; the default 2 MiB would be mapped for nothing.
             .stack_size(256 * 1024)
             .spawn(move || {
                 sleep_until(deadline_at);
-                if !reported.swap(true, Ordering::SeqCst) {
-                    let mut report = sink.snapshot();
-                    report.cut_short = true;
-                    finish(report);
-                }
+                at_deadline(true);
             })
     };
     if let Err(e) = watchdog {
-        sink.warn(format!("cannot start the deadline's watchdog: {e}"));
+        let kept = match fallback {
+            Fallback::Timers => deadline_timers::arm(opts.deadline, move || at_deadline(false)),
+            Fallback::None => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
+        };
+        sink.warn(match kept {
+            Ok(()) => format!("cannot start the deadline's watchdog thread ({e}); a timer keeps the deadline"),
+            Err(t) => format!("cannot start the deadline's watchdog thread ({e}) nor a timer ({t}); the run has no deadline"),
+        });
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (input, input_warning) = input::read_stdin(
+            defaults::STDIN_LIMIT,
+            defaults::STDIN_WAIT.min(opts.deadline),
+        );
+        if let Some(w) = input_warning {
+            sink.warn(w);
+        }
+        let project = resolve_project(opts, &input, &sink);
         work(opts, project.as_deref(), &sink, deadline_at)
     }));
     if outcome.is_err() {
@@ -207,6 +265,46 @@ where
     }
     finish(sink.snapshot());
     true
+}
+
+/// The deadline without a thread: kernel timers and a signal handler (`Fallback::Timers`).
+mod deadline_timers {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::time::Duration;
+
+    use crate::{defaults, sys};
+
+    type Reporter = Box<dyn Fn() -> bool + Send + Sync>;
+    static REPORT: OnceLock<Reporter> = OnceLock::new();
+    static TIMER: AtomicI32 = AtomicI32::new(-1);
+    static BACKSTOP: AtomicI32 = AtomicI32::new(-1);
+
+    pub fn arm(
+        after: Duration,
+        report: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> std::io::Result<()> {
+        if REPORT.set(Box::new(report)).is_err() {
+            return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+        }
+        sys::on_signal(libc::SIGALRM, on_alarm)?;
+        TIMER.store(sys::signal_timer(libc::SIGALRM, after)?, Ordering::SeqCst);
+        let backstop = sys::signal_timer(libc::SIGKILL, after + defaults::DEADLINE_BACKSTOP)?;
+        BACKSTOP.store(backstop, Ordering::SeqCst);
+        Ok(())
+    }
+
+    extern "C" fn on_alarm(_: libc::c_int) {
+        let Some(report) = REPORT.get() else { return };
+        // This runs, so the work is not stuck in the kernel: the backstop is not needed
+        // while the report is made (a big one takes a while in a debug build).
+        let _ = sys::rearm_timer(BACKSTOP.load(Ordering::SeqCst), Duration::ZERO);
+        // The work holds the sink's lock for a moment at a time: try again very soon.
+        if !report() {
+            let _ = sys::rearm_timer(TIMER.load(Ordering::SeqCst), Duration::from_millis(1));
+            let _ = sys::rearm_timer(BACKSTOP.load(Ordering::SeqCst), defaults::DEADLINE_BACKSTOP);
+        }
+    }
 }
 
 /// Sleeps until `at`, whatever wakes the thread early.
@@ -221,39 +319,45 @@ fn sleep_until(at: Instant) {
 }
 
 /// `--project`, else the input's `cwd` (an absolute path of a directory), else
-/// `CLAUDE_PROJECT_DIR`, else the current directory.
-fn resolve_project(
-    opts: &Options,
-    input: &HookInput,
-    warnings: &mut Vec<String>,
-) -> Option<Utf8PathBuf> {
+/// `CLAUDE_PROJECT_DIR`, else the current directory. The project goes into the report as
+/// soon as it is known, before the first look at it, which may hang (a dead mount).
+fn resolve_project(opts: &Options, input: &HookInput, sink: &Sink) -> Option<Utf8PathBuf> {
+    let announce = |p: &Utf8Path| {
+        let p = p.to_string();
+        sink.push(|r| r.project = Some(p));
+    };
     if let Some(p) = &opts.project {
         let abs = absolute(p);
+        announce(&abs);
         if !abs.is_dir() {
-            warnings.push(format!("project {abs} is not a directory"));
+            sink.warn(format!("project {abs} is not a directory"));
         }
         return Some(abs);
     }
     if let Some(cwd) = input.cwd.as_deref() {
         let p = Utf8Path::new(cwd);
         if p.is_absolute() && p.is_dir() {
+            announce(p);
             return Some(p.to_path_buf());
         }
     }
-    if let Some(dir) = std::env::var("CLAUDE_PROJECT_DIR")
+    let found = match std::env::var("CLAUDE_PROJECT_DIR")
         .ok()
         .filter(|d| !d.is_empty())
     {
-        return Some(absolute(Utf8Path::new(&dir)));
-    }
-    match std::env::current_dir().map(Utf8PathBuf::try_from) {
-        Ok(Ok(dir)) => Some(dir),
-        _ => {
-            warnings
-                .push("the current directory cannot be read as UTF-8; no project to clean".into());
-            None
-        }
-    }
+        Some(dir) => absolute(Utf8Path::new(&dir)),
+        None => match std::env::current_dir().map(Utf8PathBuf::try_from) {
+            Ok(Ok(dir)) => dir,
+            _ => {
+                sink.warn(
+                    "the current directory cannot be read as UTF-8; no project to clean".into(),
+                );
+                return None;
+            }
+        },
+    };
+    announce(&found);
+    Some(found)
 }
 
 fn absolute(p: &Utf8Path) -> Utf8PathBuf {

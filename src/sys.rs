@@ -308,27 +308,26 @@ pub fn wait_readable(fd: BorrowedFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
-/// One `read` appended to `buf`, which grows as needed but never past `max_len` bytes.
-pub fn read_append(fd: BorrowedFd, buf: &mut Vec<u8>, max_len: usize) -> io::Result<usize> {
-    if buf.len() == buf.capacity() {
-        let left = max_len.saturating_sub(buf.len()).max(1);
-        buf.reserve(buf.len().max(4096).min(left));
-    }
-    let room = (buf.capacity() - buf.len()).min(max_len.saturating_sub(buf.len()));
-    // SAFETY: the kernel writes at most `room` bytes into the spare capacity, and only
-    // what it reports written is added to the length.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().add(buf.len()).cast(), room) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `n` bytes past the old length were initialised by the kernel.
-    unsafe { buf.set_len(buf.len() + n as usize) };
-    Ok(n as usize)
+/// Whether every writer of a pipe has gone (`POLLHUP`), asked without waiting.
+fn hung_up(fd: BorrowedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLHUP != 0 }
 }
 
-pub fn is_terminal(fd: BorrowedFd) -> bool {
-    // SAFETY: isatty only inspects the fd.
-    unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
+/// What `fd` is, from `fstat`: `None` for a character device (a terminal, `/dev/null`),
+/// which is never read as input, and when `fd` is not open.
+pub fn fd_kind(fd: BorrowedFd) -> Option<FdKind> {
+    match fstat(fd).ok()?.st_mode & libc::S_IFMT {
+        libc::S_IFCHR => None,
+        libc::S_IFSOCK => Some(FdKind::Socket),
+        libc::S_IFIFO => Some(FdKind::Pipe),
+        _ => Some(FdKind::Other),
+    }
 }
 
 /// Seconds since boot, counting suspend: the clock `/proc/<pid>/stat` starttime uses.
@@ -371,4 +370,149 @@ pub fn uid() -> u32 {
 
 pub fn pid() -> i32 {
     std::process::id() as i32
+}
+
+/// Ends the process at once with `code`: no at-exit work, nothing flushed but what the
+/// caller flushed. Safe in a signal handler, and from any thread (it ends them all, also
+/// one stuck in a kernel wait).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Installs `handler` for `signal` (no `SA_RESTART`: an interrupted call returns `EINTR`,
+/// which every loop here retries).
+pub fn on_signal(signal: i32, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is a
+    // plain `extern "C"` function.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler as libc::sighandler_t;
+    // SAFETY: valid pointers; the old action is not wanted.
+    cvt(unsafe { libc::sigaction(signal, &act, std::ptr::null_mut()) }).map(drop)
+}
+
+/// A one-shot kernel timer on the monotonic clock that sends `signal` to this process:
+/// it needs no thread, so it works where no thread can start (a user at the process
+/// limit). Returns the timer's id for `rearm_timer`.
+pub fn signal_timer(signal: i32, after: Duration) -> io::Result<i32> {
+    // SAFETY: a zeroed sigevent is valid; the public fields are set below.
+    let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
+    ev.sigev_notify = libc::SIGEV_SIGNAL;
+    ev.sigev_signo = signal;
+    let mut id: libc::c_int = 0;
+    // SAFETY: the kernel reads `ev` and writes the timer id (an int in the kernel's ABI).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_timer_create,
+            libc::CLOCK_MONOTONIC,
+            &mut ev as *mut libc::sigevent,
+            &mut id as *mut libc::c_int,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    rearm_timer(id, after)?;
+    Ok(id)
+}
+
+/// Sets timer `id` to fire once, `after` from now, or disarms it for a zero `after`
+/// (async-signal-safe).
+pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: after.subsec_nanos() as libc::c_long,
+        },
+    };
+    // SAFETY: the kernel reads `spec`; the old value is not wanted.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            id,
+            0,
+            &spec as *const libc::itimerspec,
+            std::ptr::null_mut::<libc::itimerspec>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// What kind of file an fd is, for reading it without blocking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    Socket,
+    Pipe,
+    /// A regular file, or anything else that `poll` always reports ready.
+    Other,
+}
+
+/// One read of at most `max_len - buf.len()` bytes appended to `buf`, which never waits:
+/// `WouldBlock` when nothing is there (even when another reader took the data `poll`
+/// announced). Sockets use `MSG_DONTWAIT` and pipes `RWF_NOWAIT`, both per call, so the
+/// file description shared with the writer and with other processes keeps its flags.
+pub fn read_nowait(
+    fd: BorrowedFd,
+    kind: FdKind,
+    buf: &mut Vec<u8>,
+    max_len: usize,
+) -> io::Result<usize> {
+    if buf.len() == buf.capacity() {
+        let left = max_len.saturating_sub(buf.len()).max(1);
+        buf.reserve(buf.len().max(4096).min(left));
+    }
+    let room = (buf.capacity() - buf.len()).min(max_len.saturating_sub(buf.len()));
+    // SAFETY: the spare capacity is valid for `room` bytes.
+    let spare = unsafe { buf.as_mut_ptr().add(buf.len()) };
+    let n = match kind {
+        // SAFETY: the kernel writes at most `room` bytes into the spare capacity.
+        FdKind::Socket => unsafe {
+            libc::recv(fd.as_raw_fd(), spare.cast(), room, libc::MSG_DONTWAIT)
+        },
+        FdKind::Pipe => {
+            let iov = libc::iovec {
+                iov_base: spare.cast(),
+                iov_len: room,
+            };
+            // SAFETY: one iovec over the spare capacity; offset -1 is "the current one".
+            let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP) {
+                // A kernel without RWF_NOWAIT for pipes: read only what is there now.
+                let mut ready: libc::c_int = 0;
+                // SAFETY: FIONREAD writes one int.
+                if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut ready) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if ready <= 0 {
+                    // Readable with nothing in it: the end (all writers gone), or another
+                    // reader was faster.
+                    return if hung_up(fd) {
+                        Ok(0)
+                    } else {
+                        Err(io::Error::from(io::ErrorKind::WouldBlock))
+                    };
+                }
+                // SAFETY: as above, at most `ready.min(room)` bytes.
+                unsafe { libc::read(fd.as_raw_fd(), spare.cast(), room.min(ready as usize)) }
+            } else {
+                n
+            }
+        }
+        // SAFETY: as above.
+        FdKind::Other => unsafe { libc::read(fd.as_raw_fd(), spare.cast(), room) },
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `n` bytes past the old length were initialised by the kernel.
+    unsafe { buf.set_len(buf.len() + n as usize) };
+    Ok(n as usize)
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod deadline;
 mod e2e;
 mod faults;
 mod install;

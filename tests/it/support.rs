@@ -219,6 +219,23 @@ impl Hook {
         Run(out)
     }
 
+    /// Runs like `run`, but gives the hook at most `limit`: past it the hook is killed (by
+    /// its PID: it is this test's unreaped child) and `Bounded::ended_by_itself` is false.
+    pub fn run_within(mut self, limit: Duration) -> Bounded {
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = std::time::Instant::now();
+        let mut child = self.cmd.spawn().expect("start the hook");
+        let input = self.stdin.take().unwrap_or_default();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        Bounded::wait(child, started, limit, Some(writer))
+    }
+
     /// Runs with a stdin pipe that stays open until the hook has exited.
     pub fn run_with_open_stdin(mut self) -> Run {
         self.cmd
@@ -230,6 +247,68 @@ impl Hook {
         let out = child.wait_with_output().expect("wait for the hook");
         drop(stdin);
         Run(out)
+    }
+}
+
+/// A run that was given a time limit.
+pub struct Bounded {
+    pub run: Run,
+    pub elapsed: Duration,
+    pub ended_by_itself: bool,
+}
+
+impl Bounded {
+    /// Waits for `child` up to `limit` after `started`, then kills it.
+    pub fn wait(
+        mut child: Child,
+        started: std::time::Instant,
+        limit: Duration,
+        writer: Option<std::thread::JoinHandle<()>>,
+    ) -> Bounded {
+        // Drain the pipes meanwhile: a full pipe must not stall the hook.
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let out_reader = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(o) = out.as_mut() {
+                let _ = o.read_to_end(&mut v);
+            }
+            v
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut v);
+            }
+            v
+        });
+        let mut ended_by_itself = true;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the hook") {
+                break status;
+            }
+            if started.elapsed() > limit {
+                ended_by_itself = false;
+                let _ = child.kill();
+                break child.wait().expect("reap the hook");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = started.elapsed();
+        let stdout = out_reader.join().unwrap();
+        let stderr = err_reader.join().unwrap();
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        Bounded {
+            run: Run(Output {
+                status,
+                stdout,
+                stderr,
+            }),
+            elapsed,
+            ended_by_itself,
+        }
     }
 }
 

@@ -1,0 +1,276 @@
+//! The deadline covers the whole run: every path the hook touches (stdin, the project, the
+//! configs, state folders, the session registry) may hang, the watchdog thread may be
+//! impossible to start, and stdin may be drained by someone else, and the built binary
+//! still ends on time, exit 0, with what it knew.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Generous: a hung path blocks for ever without the fix, and the hook's own deadline in
+/// these tests is 300 ms.
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn hung(env: &TestEnv) -> Option<HungMount> {
+    match HungMount::new(&env.root.join("hung")) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            skip(&format!("no FUSE mount can be made here: {why}"));
+            None
+        }
+    }
+}
+
+/// Runs `hook` with a 300 ms deadline and checks it ended by itself, exit 0, with a JSON
+/// report cut short at its deadline; returns the report.
+fn cut_short_on_time(what: &str, hook: Hook) -> Value {
+    let b = hook
+        .args(["--format", "json", "--deadline-ms", "300"])
+        .run_within(LIMIT);
+    assert!(
+        b.ended_by_itself,
+        "{what}: still running after {:?}: {}",
+        LIMIT,
+        b.run.stderr()
+    );
+    let report = b.run.json();
+    assert_eq!(report["cut_short"], true, "{what}: {report}");
+    eprintln!("{what}: ended after {:?}", b.elapsed);
+    report
+}
+
+#[test]
+fn a_project_on_a_hung_mount_is_inside_the_deadline() {
+    let env = TestEnv::new();
+    let Some(mount) = hung(&env) else { return };
+    let project = mount.dir.to_str().unwrap().to_string();
+
+    let r = cut_short_on_time("--project", env.hook().args(["--project", &project]));
+    assert_eq!(r["project"], project);
+
+    // From the input's cwd: the check that it is a directory hangs.
+    let input = serde_json::json!({"cwd": project}).to_string();
+    let r = cut_short_on_time("stdin cwd", env.hook().stdin(input));
+    assert_eq!(r["project"], Value::Null, "{r}");
+}
+
+#[test]
+fn configs_state_folders_and_the_registry_on_a_hung_mount_are_inside_the_deadline() {
+    let env = TestEnv::new();
+    let Some(mount) = hung(&env) else { return };
+    let on_mount = |name: &str| mount.dir.join(name).to_str().unwrap().to_string();
+    let project = env.project.to_str().unwrap().to_string();
+
+    cut_short_on_time(
+        "--config",
+        env.hook()
+            .args(["--project", &project, "--config"])
+            .arg(on_mount("config.json")),
+    );
+    cut_short_on_time(
+        "the user's config",
+        env.hook()
+            .args(["--project", &project])
+            .env("XDG_CONFIG_HOME", on_mount("xdg")),
+    );
+
+    // A state folder the user's own config names.
+    let config = env.root.join("config.json");
+    let rule =
+        serde_json::json!({"state_files": [{"dir": on_mount("state"), "name": "{pid}.pid"}]});
+    std::fs::write(&config, rule.to_string()).unwrap();
+    cut_short_on_time(
+        "a state folder",
+        env.hook()
+            .args(["--project", &project, "--config"])
+            .arg(&config),
+    );
+
+    // The registry is read once a candidate names a session: one of this test's own.
+    let mut procs = Procs::new();
+    let server = procs.server(
+        "deadline-server",
+        &[],
+        &[
+            ("CLAUDECODE", "1"),
+            ("CLAUDE_CODE_SESSION_ID", "deadline-session"),
+        ],
+    );
+    wait_for_comm(server, "deadline-server");
+    let r = cut_short_on_time(
+        "the registry",
+        env.hook()
+            .args(["--project", &project])
+            .env("CLAUDE_CONFIG_DIR", on_mount("claude")),
+    );
+    // The scan stopped at the registry, so the server is not reported: unknown, not orphan.
+    assert!(entry(&r, "orphans", server).is_none(), "{r}");
+}
+
+/// `prlimit --nproc=1 setpriv --reuid=nobody …`: a user at their process limit, where no
+/// thread can start. `None` when that cannot be arranged here.
+fn at_the_process_limit(env: &TestEnv) -> Option<Hook> {
+    if unsafe { libc::geteuid() } != 0 {
+        skip("needs root to run the hook as nobody at a process limit");
+        return None;
+    }
+    let mut hook = env.hook();
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--nproc=1", "setpriv", "--reuid=nobody", "--regid=nogroup"])
+        .args(["--clear-groups", "--"])
+        .arg(hook.cmd.get_program())
+        .args(hook.cmd.get_args());
+    for (k, v) in hook.cmd.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(&env.root);
+    hook.cmd = cmd;
+    Some(hook)
+}
+
+/// At the process limit the watchdog thread cannot start; timers keep the deadline. The
+/// binary's own deadline fires in the middle of work (50,000 stale files, 200 ms): the
+/// signal handler reports what it knew, exit 0.
+#[test]
+fn without_a_watchdog_thread_a_timer_keeps_the_deadline() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    for pid in 0..50_000 {
+        std::fs::write(dir.join(format!("active-session-{}", 4_000_000 + pid)), b"").unwrap();
+    }
+    // nobody must be able to look into the project.
+    for d in [&env.root, &env.project, &dir] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let Some(hook) = at_the_process_limit(&env) else {
+        return;
+    };
+    let project = env.project.to_str().unwrap().to_string();
+    let b = hook
+        .args(["--format", "json", "--dry-run", "--deadline-ms", "200"])
+        .args(["--project", &project])
+        .run_within(LIMIT);
+    assert!(b.ended_by_itself, "{}", b.run.stderr());
+    let report = b.run.json();
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("cannot start the deadline's watchdog thread")
+            && warnings.contains("a timer keeps the deadline"),
+        "{report}"
+    );
+    assert_eq!(report["cut_short"], true, "{warnings}");
+    let found = report["reaped"].as_array().unwrap().len();
+    assert!(found < 50_000, "the run was not cut short: {found}");
+    eprintln!(
+        "at the process limit: {found} of 50,000 files judged in {:?}",
+        b.elapsed
+    );
+}
+
+/// At the process limit, and the project on a mount that never answers: the work is stuck
+/// in a kernel wait that no signal handler can interrupt. The backstop timer ends the
+/// process (SIGKILL) shortly after its deadline: on time, without a report.
+#[test]
+fn without_a_watchdog_thread_a_hung_mount_is_ended_by_the_backstop() {
+    let env = TestEnv::new();
+    let Some(mount) = hung(&env) else { return };
+    let Some(hook) = at_the_process_limit(&env) else {
+        return;
+    };
+    let project = mount.dir.to_str().unwrap().to_string();
+    let b = hook
+        .args(["--format", "json", "--deadline-ms", "300"])
+        .args(["--project", &project])
+        .run_within(LIMIT);
+    assert!(b.ended_by_itself, "{}", b.run.stderr());
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        b.run.0.status.signal(),
+        Some(libc::SIGKILL),
+        "{:?}",
+        b.run.0
+    );
+    let backstop = startup_hygiene::defaults::DEADLINE_BACKSTOP;
+    eprintln!(
+        "hung mount at the process limit: killed after {:?} (deadline 300 ms + backstop {backstop:?})",
+        b.elapsed
+    );
+}
+
+/// Another reader drains stdin between the hook's `poll` and its `read`, and the writer
+/// keeps the pipe open: the read must not wait. The hook gives up on stdin after its
+/// second and does its work, not cut short. Racy by nature, so tried 10 times; without
+/// the fix some tries hang until the deadline.
+#[test]
+fn stdin_drained_by_another_reader_does_not_block() {
+    let env = TestEnv::new();
+    let project = env.project.to_str().unwrap().to_string();
+    let (mut blocked, mut taken_by_the_other) = (0, 0);
+    for _ in 0..10 {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: fresh fds from pipe2, owned here.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The other reader spins on a non-blocking description of its own (opening the
+        // pipe again through /proc makes one), so it takes a byte the instant it arrives,
+        // before the hook, woken from `poll`, gets to its `read`.
+        let mut drainer_end = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(format!("/proc/self/fd/{}", read_end.as_raw_fd()))
+            .unwrap();
+        let drainer = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut got = 0;
+            loop {
+                match std::io::Read::read(&mut drainer_end, &mut buf) {
+                    Ok(0) => break got,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                    Err(e) => panic!("drainer: {e}"),
+                }
+            }
+        });
+        let mut hook = env
+            .hook()
+            .args(["--format", "json", "--deadline-ms", "3000"])
+            .args(["--project", &project]);
+        hook.cmd
+            .stdin(Stdio::from(read_end))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let child = hook.cmd.spawn().unwrap();
+        let mut writer = std::fs::File::from(write_end);
+        std::thread::sleep(Duration::from_millis(50));
+        writer.write_all(b"{").unwrap();
+        let b = Bounded::wait(child, started, LIMIT, None);
+        drop(writer);
+        let drained = drainer.join().unwrap();
+        taken_by_the_other += usize::from(drained > 0);
+        assert!(b.ended_by_itself, "{}", b.run.stderr());
+        let report = b.run.json();
+        if report["cut_short"] == true {
+            blocked += 1;
+        }
+    }
+    eprintln!("the other reader took the byte in {taken_by_the_other} of 10 runs");
+    assert!(
+        taken_by_the_other > 0,
+        "the race never happened: the test proves nothing"
+    );
+    assert_eq!(
+        blocked, 0,
+        "{blocked} of 10 runs blocked in read(0) until the deadline"
+    );
+}
