@@ -1,23 +1,53 @@
 //! `--kill`: stopping the orphans a scan reported, and nothing else.
 //!
-//! Every signal goes through a pidfd opened for the process and checked, after opening, to
-//! still have the start time the scan saw: a PID reused in between is never signalled.
-//! PID 1 and below, other users' processes and the hook's own ancestors are refused. Nothing
-//! else in the program sends a signal.
+//! The process that is judged is the process that is signalled: the scan pins each
+//! candidate (`Pinned`, a pidfd opened *before* its `/proc` files are read, and found still
+//! running after they were), and every signal goes through that pidfd. A PID that changed
+//! hands after the scan, even within one clock tick, is never signalled: the pidfd still
+//! refers to the process that exited. PID 1 and below, other users' processes and the
+//! hook's own ancestors are refused. Nothing else in the program sends a signal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use crate::procfs::{ProcFs, ReadError};
+use crate::procfs::ProcFs;
 use crate::report::{NotStopped, OrphanGroup, Stopped};
 use crate::run::Sink;
 use crate::sys;
 
+/// One process held by a pidfd from before its `/proc` files were read. While the process
+/// runs, its PID cannot be given to another, so reads made between `open` and a later
+/// `still_running` were reads of this process.
+pub struct Pinned {
+    pub pid: i32,
+    fd: OwnedFd,
+}
+
+impl Pinned {
+    pub fn open(pid: i32) -> io::Result<Pinned> {
+        Ok(Pinned {
+            pid,
+            fd: sys::pidfd_open(pid)?,
+        })
+    }
+
+    /// Not exited (a zombie has exited).
+    pub fn still_running(&self) -> bool {
+        !sys::wait_exited(&[self.fd.as_fd()], Duration::ZERO)[0]
+    }
+}
+
+/// The pins of the processes a scan reported, by PID.
+pub type Pins = BTreeMap<i32, Pinned>;
+
 /// Stops every process of `groups`: SIGTERM, then SIGKILL for what is left after `grace`.
+/// Only pinned processes are signalled, each through its pin.
 pub fn stop(
     groups: &[OrphanGroup],
-    fs: &mut ProcFs,
+    pins: &Pins,
+    fs: &ProcFs,
     uid: u32,
     exclude: &BTreeSet<i32>,
     grace: Duration,
@@ -27,12 +57,8 @@ pub fn stop(
         let reason = reason.to_string();
         sink.push(|r| r.not_stopped.push(NotStopped { pid, reason }));
     };
-    let mut signalled: Vec<(i32, OwnedFd)> = Vec::new();
-    for member in groups
-        .iter()
-        .flat_map(|g| std::iter::once(&g.top).chain(&g.descendants))
-    {
-        let pid = member.pid;
+    let mut signalled: Vec<&Pinned> = Vec::new();
+    for pid in groups.iter().flat_map(OrphanGroup::pids) {
         if !fs.is_real() {
             refuse(pid, "the process table read was not the system's /proc");
             continue;
@@ -45,50 +71,27 @@ pub fn stop(
             refuse(pid, "an ancestor of this hook");
             continue;
         }
+        let Some(pin) = pins.get(&pid) else {
+            refuse(
+                pid,
+                "not pinned by the scan: cannot prove it is the process judged",
+            );
+            continue;
+        };
+        // By PID, but while the pinned process runs the PID is still its own.
         match fs.uid(pid) {
-            Ok(u) if u == uid => {}
-            Ok(_) => {
+            Ok(u) if u == uid && pin.still_running() => {}
+            Ok(u) if u != uid => {
                 refuse(pid, "belongs to another user");
                 continue;
             }
-            Err(_) => {
+            _ => {
                 refuse(pid, "already exited");
                 continue;
             }
         }
-        let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                refuse(pid, "already exited");
-                continue;
-            }
-            Err(e) => {
-                refuse(pid, &format!("cannot open a pidfd: {e}"));
-                continue;
-            }
-        };
-        // The pidfd now pins one process; check that it is the one the scan judged.
-        match fs.stat(pid) {
-            Ok(s) if s.starttime != member.starttime => {
-                refuse(pid, "PID reused since the scan");
-                continue;
-            }
-            Ok(s) if s.is_zombie() => {
-                refuse(pid, "already exited");
-                continue;
-            }
-            Ok(_) => {}
-            Err(ReadError::Gone) => {
-                refuse(pid, "already exited");
-                continue;
-            }
-            Err(ReadError::Denied) => {
-                refuse(pid, "cannot verify it is the process the scan saw");
-                continue;
-            }
-        }
-        match sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGTERM) {
-            Ok(()) => signalled.push((pid, pidfd)),
+        match sys::pidfd_send_signal(pin.fd.as_fd(), libc::SIGTERM) {
+            Ok(()) => signalled.push(pin),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => refuse(pid, "already exited"),
             Err(e) => refuse(pid, &format!("SIGTERM failed: {e}")),
         }
@@ -96,42 +99,40 @@ pub fn stop(
     if signalled.is_empty() {
         return;
     }
-    let fds: Vec<_> = signalled.iter().map(|(_, fd)| fd.as_fd()).collect();
+    let fds: Vec<_> = signalled.iter().map(|p| p.fd.as_fd()).collect();
     let gone = sys::wait_exited(&fds, grace);
     let mut killed = Vec::new();
-    for ((pid, fd), gone) in signalled.iter().zip(gone) {
-        if gone {
+    for (pin, gone) in signalled.iter().zip(gone) {
+        let stopped = |signal| {
             sink.push(|r| {
                 r.stopped.push(Stopped {
-                    pid: *pid,
-                    signal: "SIGTERM",
+                    pid: pin.pid,
+                    signal,
                 })
-            });
+            })
+        };
+        if gone {
+            stopped("SIGTERM");
             continue;
         }
-        match sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
-            Ok(()) => killed.push((*pid, fd.as_fd())),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => sink.push(|r| {
-                r.stopped.push(Stopped {
-                    pid: *pid,
-                    signal: "SIGTERM",
-                })
-            }),
-            Err(e) => refuse(*pid, &format!("SIGKILL failed: {e}")),
+        match sys::pidfd_send_signal(pin.fd.as_fd(), libc::SIGKILL) {
+            Ok(()) => killed.push(*pin),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => stopped("SIGTERM"),
+            Err(e) => refuse(pin.pid, &format!("SIGKILL failed: {e}")),
         }
     }
-    let fds: Vec<_> = killed.iter().map(|(_, fd)| *fd).collect();
+    let fds: Vec<_> = killed.iter().map(|p| p.fd.as_fd()).collect();
     let gone = sys::wait_exited(&fds, Duration::from_millis(200));
-    for ((pid, _), gone) in killed.iter().zip(gone) {
+    for (pin, gone) in killed.iter().zip(gone) {
         if gone {
             sink.push(|r| {
                 r.stopped.push(Stopped {
-                    pid: *pid,
+                    pid: pin.pid,
                     signal: "SIGKILL",
                 })
             });
         } else {
-            refuse(*pid, "still running after SIGKILL");
+            refuse(pin.pid, "still running after SIGKILL");
         }
     }
 }

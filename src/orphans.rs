@@ -7,11 +7,12 @@
 //! of each of our processes' command line and environment, and `stat` only along the
 //! ancestor chains of matches.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::MatchRule;
 use crate::defaults;
 use crate::glob;
+use crate::kill::{Pinned, Pins};
 use crate::process_table::{Ancestry, ProcessTable};
 use crate::procfs::{self, ReadError};
 use crate::registry::Registry;
@@ -29,13 +30,17 @@ pub struct Scan<'a> {
 }
 
 /// Scans the process table; every orphan found goes to `sink` as soon as it is known, so a
-/// run cut short by its deadline still reports it.
-pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
+/// run cut short by its deadline still reports it. In the system's `/proc`, each orphan
+/// reported is pinned (`kill::Pinned`): its pidfd is opened first, then its files are read
+/// again, then it is found still running, so what was judged is the process `--kill` may
+/// signal. Returns those pins.
+pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
+    let mut pins = Pins::new();
     let pids = match table.fs.pids() {
         Ok(p) => p,
         Err(e) => {
             sink.warn(format!("cannot list processes: {e}"));
-            return;
+            return pins;
         }
     };
     // Kernel threads belong to root: for anyone else the owner check below skips them anyway.
@@ -48,39 +53,50 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     let mut line = Vec::with_capacity(4096);
-    let globs: Vec<glob::Glob> = scan
-        .rules
-        .iter()
-        .map(|r| glob::Glob::new(&r.glob))
-        .collect();
+    let matcher = Matcher {
+        rules: scan.rules,
+        globs: scan
+            .rules
+            .iter()
+            .map(|r| glob::Glob::new(&r.glob))
+            .collect(),
+        uid: scan.uid,
+    };
     for pid in pids {
         if pid == scan.me || kernel_threads.contains(&pid) {
             continue;
         }
-        // Another user's process is skipped before anything of it is read.
-        if table.fs.uid(pid) != Ok(scan.uid) {
+        let Some(first) = matcher.matches(table, pid, &mut line) else {
+            continue;
+        };
+        // A candidate: pin it, then read it all again, so every fact below is of the pinned
+        // process (the first reads may have been of an earlier holder of the PID).
+        let pin = if table.fs.is_real() {
+            match Pinned::open(pid) {
+                Ok(pin) => Some(pin),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
+                // No pidfds here (a kernel before 5.3): reported, never signalled.
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let (matched_by, markers) = match pin {
+            Some(_) => match matcher.matches(table, pid, &mut line) {
+                Some(again) => again,
+                None => continue,
+            },
+            None => first,
+        };
+        let stat = match pin {
+            Some(_) => table.reread(pid),
+            None => table.stat(pid),
+        };
+        let Ok(stat) = stat else { continue };
+        if stat.is_zombie() || table.is_owner(pid) != Ok(false) {
             continue;
         }
-        match table.fs.read(pid, "cmdline") {
-            // Kernel threads and zombies have no command line.
-            Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, &mut line),
-            _ => continue,
-        };
-        let named = globs.iter().position(|g| g.matches_bytes(&line));
-        let markers = match table.fs.read(pid, "environ") {
-            Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
-                procfs::parse_environ(env)
-            }
-            _ if named.is_some() => procfs::ClaudeMarkers::default(),
-            _ => continue,
-        };
-        let matched_by = match named {
-            Some(i) => scan.rules[i].label.clone(),
-            None if markers.marks_server() => defaults::ENV_RULE_LABEL.to_string(),
-            None => continue,
-        };
-        let Ok(stat) = table.stat(pid) else { continue };
-        if stat.is_zombie() || table.is_owner(pid) != Ok(false) {
+        if pin.as_ref().is_some_and(|p| !p.still_running()) {
             continue;
         }
         if table.ancestry(pid) != Ancestry::NoOwner {
@@ -108,7 +124,53 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
             session_id: markers.session_id,
             project_dir: markers.project_dir,
         };
+        if let Some(pin) = pin {
+            pins.insert(pid, pin);
+        }
         sink.push(|r| r.orphans.push(orphan));
+    }
+    pins
+}
+
+/// The match rules of a scan: a command-line glob, or Claude Code's environment markers.
+struct Matcher<'a> {
+    rules: &'a [MatchRule],
+    globs: Vec<glob::Glob>,
+    uid: u32,
+}
+
+impl Matcher<'_> {
+    /// Whether `pid` is a process of ours that a rule matches: the rule's label and the
+    /// markers. Its command line, joined, is left in `line`.
+    fn matches(
+        &self,
+        table: &mut ProcessTable,
+        pid: i32,
+        line: &mut Vec<u8>,
+    ) -> Option<(String, procfs::ClaudeMarkers)> {
+        // Another user's process is skipped before anything of it is read.
+        if table.fs.uid(pid) != Ok(self.uid) {
+            return None;
+        }
+        match table.fs.read(pid, "cmdline") {
+            // Kernel threads and zombies have no command line.
+            Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, line),
+            _ => return None,
+        };
+        let named = self.globs.iter().position(|g| g.matches_bytes(line));
+        let markers = match table.fs.read(pid, "environ") {
+            Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
+                procfs::parse_environ(env)
+            }
+            _ if named.is_some() => procfs::ClaudeMarkers::default(),
+            _ => return None,
+        };
+        let matched_by = match named {
+            Some(i) => self.rules[i].label.clone(),
+            None if markers.marks_server() => defaults::ENV_RULE_LABEL.to_string(),
+            None => return None,
+        };
+        Some((matched_by, markers))
     }
 }
 
@@ -130,49 +192,44 @@ fn kernel_threads(table: &mut ProcessTable) -> BTreeSet<i32> {
 }
 
 /// Groups orphans under their topmost orphan ancestor (a wrapper chain such as `npm exec` →
-/// `sh` → `node` becomes one group). Largest resident memory first.
+/// `sh` → `node` becomes one group). Largest resident memory first. Each parent link is
+/// followed once (the tops found are kept), so a chain of N orphans costs N steps, not N².
+/// A parent loop makes each of its members a group of its own: nobody is lost.
 pub fn group(orphans: &[OrphanProc]) -> Vec<OrphanGroup> {
-    let by_pid: std::collections::BTreeMap<i32, &OrphanProc> =
-        orphans.iter().map(|o| (o.pid, o)).collect();
-    let top_of = |o: &OrphanProc| {
-        let mut top = o;
-        let mut hops = 0;
-        while let Some(parent) = by_pid.get(&top.ppid) {
-            if parent.pid == o.pid || hops > orphans.len() {
-                break;
+    let by_pid: BTreeMap<i32, &OrphanProc> = orphans.iter().map(|o| (o.pid, o)).collect();
+    let mut top_of: BTreeMap<i32, i32> = BTreeMap::new();
+    for o in orphans {
+        let mut path = vec![o.pid];
+        let mut on_path = BTreeSet::from([o.pid]);
+        let top = loop {
+            let here = by_pid[path.last().expect("the path starts with o")];
+            if let Some(&t) = top_of.get(&here.pid) {
+                break Some(t);
             }
-            top = parent;
-            hops += 1;
-        }
-        top.pid
-    };
-    let mut groups: Vec<OrphanGroup> = Vec::new();
-    let mut index: std::collections::BTreeMap<i32, usize> = std::collections::BTreeMap::new();
-    for o in orphans {
-        let top = top_of(o);
-        if top == o.pid {
-            index.insert(o.pid, groups.len());
-            groups.push(OrphanGroup {
-                top: o.clone(),
-                descendants: Vec::new(),
-            });
-        }
-    }
-    for o in orphans {
-        let top = top_of(o);
-        if top != o.pid {
-            match index.get(&top) {
-                Some(&i) => groups[i].descendants.push(o.clone()),
-                // A parent loop: report the process on its own rather than lose it.
-                None => {
-                    index.insert(o.pid, groups.len());
-                    groups.push(OrphanGroup {
-                        top: o.clone(),
-                        descendants: Vec::new(),
-                    });
+            match by_pid.get(&here.ppid) {
+                None => break Some(here.pid),
+                Some(parent) if on_path.contains(&parent.pid) => break None,
+                Some(parent) => {
+                    path.push(parent.pid);
+                    on_path.insert(parent.pid);
                 }
             }
+        };
+        for pid in path {
+            top_of.entry(pid).or_insert(top.unwrap_or(pid));
         }
+    }
+    let mut groups: Vec<OrphanGroup> = Vec::new();
+    let mut index: BTreeMap<i32, usize> = BTreeMap::new();
+    for o in orphans.iter().filter(|o| top_of[&o.pid] == o.pid) {
+        index.insert(o.pid, groups.len());
+        groups.push(OrphanGroup {
+            top: o.clone(),
+            descendants: Vec::new(),
+        });
+    }
+    for o in orphans.iter().filter(|o| top_of[&o.pid] != o.pid) {
+        groups[index[&top_of[&o.pid]]].descendants.push(o.clone());
     }
     groups.sort_by(|a, b| {
         b.rss_bytes()

@@ -2,7 +2,7 @@
 //! process's `stat` only when a decision needs it, and the owner test (is this a Claude Code
 //! process?) with the ancestor walk built on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::defaults;
 use crate::procfs::{ProcFs, ReadError, Stat, split_args};
@@ -78,6 +78,11 @@ pub struct ProcessTable {
     owners: OwnerSet,
     stats: BTreeMap<i32, Result<Stat, ReadError>>,
     owner_of: BTreeMap<i32, bool>,
+    /// What `ancestry` found for each process a completed walk passed: a chain of N
+    /// matches is walked once, not N times.
+    above: BTreeMap<i32, Ancestry>,
+    /// Parent links followed by every walk of this table (for the tests of its cost).
+    hops: u64,
 }
 
 impl ProcessTable {
@@ -87,7 +92,24 @@ impl ProcessTable {
             owners,
             stats: BTreeMap::new(),
             owner_of: BTreeMap::new(),
+            above: BTreeMap::new(),
+            hops: 0,
         }
+    }
+
+    /// How many parent links the ancestor walks have followed so far: with the memo, at
+    /// most one per process in the table, however many matches share a chain.
+    pub fn hops(&self) -> u64 {
+        self.hops
+    }
+
+    /// Forgets what was read of `pid` and reads its `stat` again: for a process just
+    /// pinned, whose earlier reads may have been of a previous holder of its PID.
+    pub fn reread(&mut self, pid: i32) -> Result<Stat, ReadError> {
+        self.stats.remove(&pid);
+        self.owner_of.remove(&pid);
+        self.above.remove(&pid);
+        self.stat(pid)
     }
 
     /// `/proc/<pid>/stat`, read once per run.
@@ -128,45 +150,64 @@ impl ProcessTable {
 
     /// Walks from `pid`'s parent to the top of the tree looking for an owner. The whole chain
     /// counts (an owner may be far up, or be PID 1 of a container), so the only limits are a
-    /// loop check and a safety cap.
+    /// loop check and a safety cap. The answer for every process the walk passed is kept:
+    /// the next walk that reaches one of them stops there, so a whole scan follows each
+    /// parent link once.
     pub fn ancestry(&mut self, pid: i32) -> Ancestry {
-        let mut seen = vec![pid];
+        let mut path: Vec<i32> = Vec::new();
+        let mut on_path: BTreeSet<i32> = BTreeSet::new();
         let mut current = pid;
-        for _ in 0..defaults::MAX_ANCESTRY_HOPS {
+        let answer = loop {
+            if let Some(&known) = self.above.get(&current) {
+                break known;
+            }
+            if path.len() >= defaults::MAX_ANCESTRY_HOPS {
+                // Cut off, not decided: only the walk's own start learns "unknown".
+                path.truncate(1);
+                break Ancestry::Unknown;
+            }
+            path.push(current);
+            on_path.insert(current);
             let Ok(stat) = self.stat(current) else {
-                return Ancestry::Unknown;
+                break Ancestry::Unknown;
             };
             let parent = stat.ppid;
             if parent <= 0 {
                 // PID 1 and kthreadd have parent 0; anything else with parent 0 was started
                 // from outside our PID namespace, by something we cannot see.
-                return if current == 1 || current == 2 {
+                break if current == 1 || current == 2 {
                     Ancestry::NoOwner
                 } else {
                     Ancestry::Unknown
                 };
             }
-            if seen.contains(&parent) {
-                return Ancestry::Unknown;
+            if on_path.contains(&parent) {
+                break Ancestry::Unknown;
             }
+            self.hops += 1;
             match self.is_owner(parent) {
-                Ok(true) => return Ancestry::Owned(parent),
+                Ok(true) => break Ancestry::Owned(parent),
                 Ok(false) => {}
-                Err(_) => return Ancestry::Unknown,
+                Err(_) => break Ancestry::Unknown,
             }
-            seen.push(parent);
             current = parent;
+        };
+        // Every process on the path has the same answer: the ones below `current` had
+        // non-owner parents all the way up to it.
+        for p in path {
+            self.above.insert(p, answer);
         }
-        Ancestry::Unknown
+        answer
     }
 
     /// This process and its ancestors, which are never reported or signalled.
     pub fn self_and_ancestors(&mut self, me: i32) -> Vec<i32> {
         let mut chain = vec![me];
+        let mut seen = BTreeSet::from([me]);
         let mut current = me;
         while chain.len() < defaults::MAX_ANCESTRY_HOPS {
             match self.stat(current) {
-                Ok(s) if s.ppid > 0 && !chain.contains(&s.ppid) => {
+                Ok(s) if s.ppid > 0 && seen.insert(s.ppid) => {
                     chain.push(s.ppid);
                     current = s.ppid;
                 }

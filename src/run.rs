@@ -400,7 +400,7 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
     let me = sys::pid();
     let uid = sys::uid();
     let mut registry = Registry::from_env();
-    orphans::scan(
+    let pins = orphans::scan(
         &mut table,
         orphans::Scan {
             rules: &config.match_rules,
@@ -418,7 +418,7 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
             let grace = defaults::KILL_GRACE
                 .min(left / 2)
                 .max(Duration::from_millis(1));
-            kill::stop(&groups, &mut table.fs, uid, &exclude, grace, sink);
+            kill::stop(&groups, &pins, &table.fs, uid, &exclude, grace, sink);
         }
     }
 }

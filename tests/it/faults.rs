@@ -854,3 +854,60 @@ fn a_broken_stderr_does_not_cost_the_report() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Cost that grows faster than the input
+
+/// A chain of 4,000 matching processes, each the child of the previous (the review took
+/// 1.7 s on it: every orphan walked its whole chain, and the loop check scanned a list per
+/// step). The walks follow each parent link once, and the grouping too: the chain is one
+/// group. Counted in parent links, not timed.
+#[test]
+fn a_chain_of_matches_is_walked_once() {
+    use startup_hygiene::config::MatchRule;
+    use startup_hygiene::orphans;
+    use startup_hygiene::process_table::{OwnerSet, ProcessTable};
+    use startup_hygiene::procfs::ProcFs;
+    use startup_hygiene::registry::Registry;
+    use startup_hygiene::run::Sink;
+
+    const N: i32 = 4000;
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    for i in 0..N {
+        let pid = 100 + i;
+        tree.process(pid, if i == 0 { 1 } else { pid - 1 }, "node", MATCH);
+    }
+    let mut table = ProcessTable::new(
+        ProcFs::open(&tree.utf8()).unwrap(),
+        OwnerSet::new(vec![env.owner.clone()]),
+    );
+    let sink = Sink::new(Report::default());
+    let rules = [MatchRule {
+        label: "fault".into(),
+        glob: "*fault-marker*".into(),
+    }];
+    orphans::scan(
+        &mut table,
+        orphans::Scan {
+            rules: &rules,
+            uid: startup_hygiene::sys::uid(),
+            me: 0,
+            registry: &mut Registry::from_env(),
+        },
+        &sink,
+    );
+    let report = sink.snapshot();
+    assert_eq!(report.orphans.len(), N as usize);
+    assert!(
+        table.hops() <= N as u64,
+        "{} parent links followed for a chain of {N}",
+        table.hops()
+    );
+    let groups = orphans::group(&report.orphans);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].top.pid, 100);
+    assert_eq!(groups[0].descendants.len(), N as usize - 1);
+    eprintln!("chain of {N}: {} parent links followed", table.hops());
+}
