@@ -1,10 +1,11 @@
-//! The rules a run applies: the built-in ones plus those of one JSON config file.
+//! The rules a run applies: the built-in ones, the user's config and the project's.
 //!
-//! The config is looked up at `--config FILE`, then `<project>/.claude/startup-hygiene.json`,
-//! then `${XDG_CONFIG_HOME:-~/.config}/startup-hygiene/config.json`; the first one found is
-//! used. A project's config comes with the repository, so it is not trusted: its state-file
-//! folders must lie inside the project. A config that is not valid leaves the built-in rules
-//! in force and becomes a warning.
+//! The user's config is `--config FILE`, else `${XDG_CONFIG_HOME:-~/.config}/startup-hygiene/config.json`.
+//! The project's, `<project>/.claude/startup-hygiene.json`, comes with the repository, so it
+//! is not trusted: its state-file folders must lie inside the project, and its
+//! `orphans.match` rules are not applied at all — a repository the user merely opened must
+//! never make the hook report or stop a process that the user's own config and flags would
+//! not. A config that is not valid leaves the other rules in force and becomes a warning.
 
 use std::os::fd::AsFd;
 
@@ -63,6 +64,8 @@ pub struct MatchRule {
 pub struct Config {
     pub state_rules: Vec<StateRule>,
     pub match_rules: Vec<MatchRule>,
+    /// What a valid config asked for and did not get (a project's match rules).
+    pub notes: Vec<String>,
 }
 
 /// Whose config it is: a project's config is confined to the project.
@@ -85,6 +88,7 @@ impl Config {
                 label: defaults::ORCHESTRATOR_LABEL.to_string(),
                 glob: defaults::ORCHESTRATOR_GLOB.to_string(),
             }],
+            notes: Vec::new(),
         }
     }
 }
@@ -106,7 +110,8 @@ impl Env {
     }
 }
 
-/// The built-in rules plus those of the first config found. Problems become warnings.
+/// The built-in rules, the user's (`explicit`, else the user's config file) and the
+/// project's. Problems become warnings.
 pub fn load(
     explicit: Option<&Utf8Path>,
     project: Option<&Utf8Path>,
@@ -114,38 +119,35 @@ pub fn load(
     warnings: &mut Vec<String>,
 ) -> Config {
     let mut config = Config::builtin();
-    let candidates: Vec<(Utf8PathBuf, Origin, bool)> = match explicit {
-        Some(path) => vec![(path.to_path_buf(), Origin::User, true)],
-        None => {
-            let mut c = Vec::new();
-            if let Some(p) = project {
-                c.push((p.join(defaults::PROJECT_CONFIG), Origin::Project, false));
-            }
-            let base = env
-                .xdg_config_home
-                .clone()
-                .map(Utf8PathBuf::from)
-                .or_else(|| env.home.as_ref().map(|h| Utf8Path::new(h).join(".config")));
-            if let Some(base) = base {
-                c.push((base.join(defaults::USER_CONFIG), Origin::User, false));
-            }
-            c
-        }
+    let user = match explicit {
+        Some(path) => Some((path.to_path_buf(), true)),
+        None => env
+            .xdg_config_home
+            .clone()
+            .map(Utf8PathBuf::from)
+            .or_else(|| env.home.as_ref().map(|h| Utf8Path::new(h).join(".config")))
+            .map(|base| (base.join(defaults::USER_CONFIG), false)),
     };
-    for (path, origin, must_exist) in candidates {
-        match read_config_file(&path) {
+    let project = project.map(|p| (p.join(defaults::PROJECT_CONFIG), false));
+    for (path, must_exist, origin) in user
+        .map(|(p, m)| (p, m, Origin::User))
+        .into_iter()
+        .chain(project.map(|(p, m)| (p, m, Origin::Project)))
+    {
+        let rules = match read_config_file(&path) {
             Ok(None) if !must_exist => continue,
-            Ok(None) => warnings.push(format!("config {path} was not found; built-in rules only")),
-            Ok(Some(bytes)) => match parse(&bytes, origin, env) {
-                Ok(extra) => {
-                    config.state_rules.extend(extra.state_rules);
-                    config.match_rules.extend(extra.match_rules);
-                }
-                Err(why) => warnings.push(format!("config {path}: {why}; built-in rules only")),
-            },
-            Err(why) => warnings.push(format!("config {path}: {why}; built-in rules only")),
+            Ok(None) => Err("was not found".to_string()),
+            Ok(Some(bytes)) => parse(&bytes, origin, env),
+            Err(why) => Err(why),
+        };
+        match rules {
+            Ok(extra) => {
+                config.state_rules.extend(extra.state_rules);
+                config.match_rules.extend(extra.match_rules);
+                warnings.extend(extra.notes.iter().map(|n| format!("config {path}: {n}")));
+            }
+            Err(why) => warnings.push(format!("config {path}: {why}; its rules are not used")),
         }
-        break;
     }
     config
 }
@@ -180,6 +182,7 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
     let mut config = Config {
         state_rules: Vec::new(),
         match_rules: Vec::new(),
+        notes: Vec::new(),
     };
     if let Some(rules) = obj.get("state_files") {
         let rules = rules.as_array().ok_or("state_files is not a list")?;
@@ -227,6 +230,16 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
                 });
             }
         }
+    }
+    if origin == Origin::Project && !config.match_rules.is_empty() {
+        config.notes.push(format!(
+            "orphans.match is not applied from a project's config ({} ignored): a repository \
+             cannot choose which processes are reported or stopped; put the rules in your \
+             own config ({}) or pass --match",
+            crate::report::plural(config.match_rules.len(), "rule"),
+            defaults::USER_CONFIG_SHOWN
+        ));
+        config.match_rules.clear();
     }
     Ok(config)
 }
@@ -304,8 +317,14 @@ mod tests {
                 suffix: ".json".into()
             }]
         );
+        // A project's match rules are not applied; the user's are.
+        assert!(c.match_rules.is_empty());
+        assert!(c.notes[0].contains("2 rules ignored"), "{:?}", c.notes);
+        let text = br#"{"orphans":{"match":[{"label":"chroma","cmdline":"*chroma-mcp*"},{"cmdline":"*x*"}]}}"#;
+        let c = parse(text, Origin::User, &env()).unwrap();
         assert_eq!(c.match_rules[0].label, "chroma");
         assert_eq!(c.match_rules[1].label, "*x*");
+        assert!(c.notes.is_empty());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const ENV_RULE_LABEL: &str = "claude-code-env";
 pub const PROJECT_CONFIG: &str = ".claude/startup-hygiene.json";
 /// Where the user's config lives, relative to `${XDG_CONFIG_HOME:-~/.config}`.
 pub const USER_CONFIG: &str = "startup-hygiene/config.json";
+/// The same, as the help and warnings spell it.
+pub const USER_CONFIG_SHOWN: &str = "~/.config/startup-hygiene/config.json";
 pub const CONFIG_LIMIT: usize = 1 << 20;
 
 /// The SessionStart input is read up to this size, waiting at most this long.

@@ -139,6 +139,8 @@ fn config_rules(b: &[u8]) {
         let Ok(c) = config::parse(b, origin, &env) else {
             continue;
         };
+        // A repository cannot choose which processes are reported.
+        assert!(origin == Origin::User || c.match_rules.is_empty());
         for rule in &c.state_rules {
             match (&rule.dir, origin) {
                 (RuleDir::InProject(parts), _) => {

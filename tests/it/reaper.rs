@@ -353,7 +353,7 @@ fn invalid_config_warns_and_keeps_builtin_rules() {
     assert_eq!(run.code(), 0);
     assert!(run.stdout().contains("Warning: config"), "{}", run.stdout());
     assert!(
-        run.stdout().contains("built-in rules only"),
+        run.stdout().contains("its rules are not used"),
         "{}",
         run.stdout()
     );

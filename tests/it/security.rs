@@ -156,7 +156,7 @@ fn a_config_that_is_a_fifo_or_huge_does_not_block_or_bloat_the_run() {
         assert!(
             report["warnings"]
                 .to_string()
-                .contains("built-in rules only"),
+                .contains("its rules are not used"),
             "{kind}: {report}"
         );
     }
@@ -725,4 +725,63 @@ fn pid_reuse_inside_a_namespace() {
     );
     assert!(same_tick > 0, "no reuse within one tick in {tries} tries");
     assert_eq!(signalled, 0);
+}
+
+/// The review's hostile repository: `{"orphans": {"match": [{"cmdline": "*"}]}}` in the
+/// project's config listed the user's `vim` as an orphaned MCP server and, with `--kill`,
+/// stopped it. A project's match rules are not applied; the same rule in the user's own
+/// config does apply (the control: the test can tell the two apart).
+#[test]
+fn a_projects_match_rules_never_report_or_stop_a_process() {
+    let env = TestEnv::new();
+    let any = r#"{"orphans": {"match": [{"label": "everything", "cmdline": "*"}]}}"#;
+    let before = "ln -s /bin/sleep \"$ROOT/vim\"; \"$ROOT/vim\" 600 &\nV=$!";
+    let after = "echo \"vim=$V state=$(cut -d' ' -f3 /proc/$V/stat 2>/dev/null)\"";
+    let root = env.root.to_str().unwrap().to_string();
+    let vars = [("ROOT", root.as_str())];
+    let said_state = |said: &str| -> String {
+        said.split("state=")
+            .nth(1)
+            .map(|s| s.trim().chars().take(1).collect())
+            .unwrap_or_default()
+    };
+
+    // The repository's config.
+    std::fs::create_dir_all(env.project.join(".claude")).unwrap();
+    std::fs::write(env.project.join(".claude/startup-hygiene.json"), any).unwrap();
+    let Some((out, said)) = in_namespace_raw(&env, before, "--format json --kill", after, &vars)
+    else {
+        return;
+    };
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["orphans"], serde_json::json!([]), "{report}");
+    assert_eq!(report["stopped"], serde_json::json!([]), "{report}");
+    assert!(
+        report["warnings"]
+            .to_string()
+            .contains("orphans.match is not applied from a project's config"),
+        "{report}"
+    );
+    assert!(["S", "R"].contains(&said_state(&said).as_str()), "{said}");
+    let _ = std::fs::remove_file(env.root.join("vim"));
+
+    // The user's own config: the same rule reports and stops it.
+    std::fs::remove_file(env.project.join(".claude/startup-hygiene.json")).unwrap();
+    let user = env.home.join(".config/startup-hygiene/config.json");
+    std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+    std::fs::write(&user, any).unwrap();
+    let Some((out, said)) = in_namespace_raw(&env, before, "--format json --kill", after, &vars)
+    else {
+        return;
+    };
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    let vim: i64 = said
+        .split("vim=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert_eq!(pids(&report, "orphans"), vec![vim], "{report}");
+    assert_eq!(pids(&report, "stopped"), vec![vim], "{report}");
+    assert!(["Z", ""].contains(&said_state(&said).as_str()), "{said}");
 }
