@@ -83,6 +83,8 @@ pub struct ProcessTable {
     above: BTreeMap<i32, Ancestry>,
     /// Parent links followed by every walk of this table (for the tests of its cost).
     hops: u64,
+    /// The PIDs processes have in PID namespaces below ours, read once when first asked.
+    nested_pids: Option<BTreeSet<i32>>,
 }
 
 impl ProcessTable {
@@ -94,7 +96,24 @@ impl ProcessTable {
             owner_of: BTreeMap::new(),
             above: BTreeMap::new(),
             hops: 0,
+            nested_pids: None,
         }
+    }
+
+    /// Whether some process has `pid` as its PID in a PID namespace below ours (the later
+    /// entries of `NSpid:` in its status). The first call reads every process's status;
+    /// the reaper asks only about PIDs that no process here has.
+    pub fn held_in_another_namespace(&mut self, pid: i32) -> bool {
+        if self.nested_pids.is_none() {
+            let mut nested = BTreeSet::new();
+            for p in self.fs.pids().unwrap_or_default() {
+                if let Ok(status) = self.fs.read(p, "status") {
+                    nested.extend(crate::procfs::nspids(status).into_iter().skip(1));
+                }
+            }
+            self.nested_pids = Some(nested);
+        }
+        self.nested_pids.as_ref().is_some_and(|n| n.contains(&pid))
     }
 
     /// How many parent links the ancestor walks have followed so far: with the memo, at

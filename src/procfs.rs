@@ -111,6 +111,27 @@ pub fn parse_pid(s: &[u8]) -> Option<i32> {
     Some(v as i32)
 }
 
+/// The `NSpid:` line of `/proc/<pid>/status`: the process's PID in each PID namespace, from
+/// the one of this `/proc` down to its own. Empty when the line is missing or garbled.
+pub fn nspids(status: &[u8]) -> Vec<i32> {
+    let Some(line) = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"NSpid:"))
+    else {
+        return Vec::new();
+    };
+    let fields: Vec<&[u8]> = line
+        .split(|&b| b == b'\t' || b == b' ')
+        .filter(|f| !f.is_empty())
+        .collect();
+    let pids: Vec<i32> = fields.iter().filter_map(|f| parse_pid(f)).collect();
+    if pids.len() == fields.len() {
+        pids
+    } else {
+        Vec::new()
+    }
+}
+
 /// The arguments of a NUL-separated command line (a missing final NUL is tolerated).
 pub fn split_args(cmdline: &[u8]) -> Vec<&[u8]> {
     let body = cmdline.strip_suffix(b"\0").unwrap_or(cmdline);
@@ -215,6 +236,8 @@ pub struct ProcFs {
     root: OwnedFd,
     /// The real `/proc`: PIDs in it are this system's, so `kill(pid, 0)` may be asked.
     real: bool,
+    /// The root handle has been listed once.
+    listed: bool,
     buf: Vec<u8>,
 }
 
@@ -225,6 +248,7 @@ impl ProcFs {
         Ok(ProcFs {
             root: fd,
             real: root == Utf8Path::new("/proc"),
+            listed: false,
             buf: Vec::with_capacity(16 * 1024),
         })
     }
@@ -233,8 +257,13 @@ impl ProcFs {
         self.real
     }
 
-    /// Every numeric entry: one directory listing.
-    pub fn pids(&self) -> io::Result<Vec<i32>> {
+    /// Every numeric entry: one directory listing (the handle is rewound first when it
+    /// was listed before: a listing reads on from where the last one ended).
+    pub fn pids(&mut self) -> io::Result<Vec<i32>> {
+        if self.listed {
+            sys::rewind(self.root.as_fd())?;
+        }
+        self.listed = true;
         let mut pids = Vec::with_capacity(512);
         sys::for_each_name(self.root.as_fd(), |name| pids.extend(parse_pid(name)))?;
         Ok(pids)
@@ -395,6 +424,26 @@ mod tests {
         ] {
             assert_eq!(parse_pid(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn listing_twice_lists_everything_twice() {
+        let mut fs = ProcFs::open(Utf8Path::new("/proc")).unwrap();
+        let me = std::process::id() as i32;
+        for _ in 0..3 {
+            assert!(fs.pids().unwrap().contains(&me));
+        }
+    }
+
+    #[test]
+    fn nspid_lines() {
+        let status = b"Name:\tsleep\nTgid:\t812\nNSpid:\t812\t7\t1\nPPid:\t1\n";
+        assert_eq!(nspids(status), vec![812, 7, 1]);
+        assert_eq!(nspids(b"NSpid:\t42\n"), vec![42]);
+        assert_eq!(nspids(b"NSpid:\t42"), vec![42]);
+        assert!(nspids(b"Name:\tx\n").is_empty());
+        assert!(nspids(b"NSpid:\t42\tx\n").is_empty());
+        assert!(nspids(b"NSpid:\n").is_empty());
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! without following symlinks, entries are looked at with `lstat` and never opened (a FIFO
 //! cannot block the run), and files are removed relative to the folder's handle.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::config::{RuleDir, StateRule};
 use crate::defaults;
@@ -28,8 +28,16 @@ pub struct Holder {
 
 /// The decision for one regular file named after `pid`, last modified at `mtime`.
 /// `holder` is `None` when the PID is taken but its process cannot be inspected.
-pub fn judge(probe: Probe, holder: Option<Holder>, mtime: f64) -> Result<KeepReason, StaleReason> {
+/// `elsewhere`: no process here has the PID, but one in another PID namespace does (a
+/// container sharing the folder names its files by the PIDs it sees).
+pub fn judge(
+    probe: Probe,
+    holder: Option<Holder>,
+    mtime: f64,
+    elsewhere: bool,
+) -> Result<KeepReason, StaleReason> {
     match (probe, holder) {
+        (Probe::Dead, _) if elsewhere => Ok(KeepReason::OtherNamespace),
         (Probe::Dead, _) => Err(StaleReason::Dead),
         (Probe::Alive, None) => Ok(KeepReason::Alive),
         (Probe::Alive, Some(h)) if h.zombie => Err(StaleReason::Zombie),
@@ -75,36 +83,38 @@ pub fn reap(
     }
 }
 
-/// Opens a rule's folder; `Ok(None)` when it does not exist (nothing to do).
+/// Opens a rule's folder; `Ok(None)` when it does not exist (nothing to do). An error
+/// names the folder that could not be entered: the rule's own, or a symlink on the way.
 fn open_rule_dir(rule: &StateRule, project: Option<&Utf8Path>) -> Result<Option<OwnedFd>, String> {
-    let missing_is_fine = |e: std::io::Error, at: Option<(BorrowedFd, &CStr)>| {
+    // `at` is the folder just refused and its name in its parent, when known.
+    let refused = |e: std::io::Error, at: Option<(BorrowedFd, &CStr, Utf8PathBuf)>| {
         if e.raw_os_error() == Some(libc::ENOENT) {
             return Ok(None);
         }
         // Tell a symlink (refused by O_NOFOLLOW) from other failures.
-        if let Some((parent, name)) = at
-            && let Ok(st) = sys::lstat_at(parent, name)
+        if let Some((parent, name, path)) = &at
+            && let Ok(st) = sys::lstat_at(*parent, name)
             && st.st_mode & libc::S_IFMT == libc::S_IFLNK
         {
-            return Err("is a symlink; not entered".to_string());
+            return Err(link_refused(path, rule, project));
         }
         Err(format!("cannot be opened: {e}"))
     };
+    let cstr = |p: &str| sys::cstring(p.as_bytes()).map_err(|e| e.to_string());
     match &rule.dir {
-        RuleDir::Anywhere(path) => {
-            let c = sys::cstring(path.as_str().as_bytes()).map_err(|e| e.to_string())?;
-            match sys::open_dir_at(None, &c, true) {
-                Ok(fd) => Ok(Some(fd)),
-                Err(e) => {
-                    let parent = path.parent().unwrap_or(Utf8Path::new("/"));
-                    let pc = sys::cstring(parent.as_str().as_bytes()).map_err(|e| e.to_string())?;
-                    let pfd = sys::open_dir_at(None, &pc, false).ok();
-                    let name = sys::cstring(path.file_name().unwrap_or("").as_bytes())
-                        .map_err(|e| e.to_string())?;
-                    missing_is_fine(e, pfd.as_ref().map(|p| (p.as_fd(), name.as_c_str())))
-                }
+        RuleDir::Anywhere(path) => match sys::open_dir_at(None, &cstr(path.as_str())?, true) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) => {
+                let parent = path.parent().unwrap_or(Utf8Path::new("/"));
+                let pfd = sys::open_dir_at(None, &cstr(parent.as_str())?, false).ok();
+                let name = cstr(path.file_name().unwrap_or(""))?;
+                refused(
+                    e,
+                    pfd.as_ref()
+                        .map(|p| (p.as_fd(), name.as_c_str(), path.clone())),
+                )
             }
-        }
+        },
         RuleDir::InProject(parts) => {
             let Some(project) = project else {
                 return Ok(None);
@@ -112,33 +122,44 @@ fn open_rule_dir(rule: &StateRule, project: Option<&Utf8Path>) -> Result<Option<
             // One folder below the project (the built-in rule): O_NOFOLLOW on the joined path
             // guards that folder as well as a walk would, in one open instead of two.
             if let [only] = parts.as_slice() {
-                let path = sys::cstring(project.join(only).as_str().as_bytes())
-                    .map_err(|e| e.to_string())?;
-                return match sys::open_dir_at(None, &path, true) {
+                let path = project.join(only);
+                return match sys::open_dir_at(None, &cstr(path.as_str())?, true) {
                     Ok(fd) => Ok(Some(fd)),
                     Err(e) => {
-                        let c =
-                            sys::cstring(project.as_str().as_bytes()).map_err(|e| e.to_string())?;
-                        let parent = sys::open_dir_at(None, &c, false).ok();
-                        let name = sys::cstring(only.as_bytes()).map_err(|e| e.to_string())?;
-                        missing_is_fine(e, parent.as_ref().map(|p| (p.as_fd(), name.as_c_str())))
+                        let parent = sys::open_dir_at(None, &cstr(project.as_str())?, false).ok();
+                        let name = cstr(only)?;
+                        refused(
+                            e,
+                            parent.as_ref().map(|p| (p.as_fd(), name.as_c_str(), path)),
+                        )
                     }
                 };
             }
-            let c = sys::cstring(project.as_str().as_bytes()).map_err(|e| e.to_string())?;
-            let mut fd = match sys::open_dir_at(None, &c, false) {
+            let mut fd = match sys::open_dir_at(None, &cstr(project.as_str())?, false) {
                 Ok(fd) => fd,
-                Err(e) => return missing_is_fine(e, None),
+                Err(e) => return refused(e, None),
             };
+            let mut walked = project.to_path_buf();
             for part in parts {
-                let name = sys::cstring(part.as_bytes()).map_err(|e| e.to_string())?;
+                walked.push(part);
+                let name = cstr(part)?;
                 fd = match sys::open_dir_at(Some(fd.as_fd()), &name, true) {
                     Ok(next) => next,
-                    Err(e) => return missing_is_fine(e, Some((fd.as_fd(), name.as_c_str()))),
+                    Err(e) => return refused(e, Some((fd.as_fd(), name.as_c_str(), walked))),
                 };
             }
             Ok(Some(fd))
         }
+    }
+}
+
+/// "is a symlink; not entered", naming the link when it is a folder on the way.
+fn link_refused(link: &Utf8Path, rule: &StateRule, project: Option<&Utf8Path>) -> String {
+    let dir = rule.dir_path(project.unwrap_or(Utf8Path::new("/")));
+    if link == dir {
+        "is a symlink; not entered".to_string()
+    } else {
+        format!("is behind {link}, which is a symlink; not entered")
     }
 }
 
@@ -151,7 +172,9 @@ fn reap_dir(
     clock: &Clock,
     sink: &Sink,
 ) {
-    let names = match sys::list_dir(dir, |n| rule.pid_of(n).is_some()) {
+    let names = match sys::list_dir(dir, |n| {
+        rule.pid_of(n).is_some() || n.starts_with(ASIDE_PREFIX.as_bytes())
+    }) {
         Ok(n) => n,
         Err(e) => {
             sink.warn(format!("state folder {dir_path} cannot be listed: {e}"));
@@ -160,6 +183,7 @@ fn reap_dir(
     };
     for name in names {
         let Some(pid) = rule.pid_of(name.to_bytes()) else {
+            put_back_if_orphaned(rule, dir, &name, dir_path, table, sink);
             continue;
         };
         // Another run may have removed it since the listing: then it is not ours to count.
@@ -191,10 +215,12 @@ fn reap_dir(
                 started_at: clock.started_at(s.starttime),
             }),
         };
-        match judge(probe, holder, mtime) {
+        // Only for a file that already looks dead: it costs a read of every process.
+        let elsewhere = probe == Probe::Dead && table.held_in_another_namespace(pid);
+        match judge(probe, holder, mtime, elsewhere) {
             Ok(keep) => sink.push(|r| r.kept.push(entry(dir_path, &name, pid, keep))),
             Err(stale) => {
-                if dry_run || remove_if_unchanged(dir, &name, &st, dir_path, sink) {
+                if dry_run || remove_judged(dir, &name, &st, dir_path, sink) {
                     sink.push(|r| r.reaped.push(entry(dir_path, &name, pid, stale)));
                 }
             }
@@ -202,34 +228,97 @@ fn reap_dir(
     }
 }
 
-/// Removes the file unless it changed since it was judged (a new session may have taken the
-/// PID and rewritten it). Returns whether this run removed it.
-fn remove_if_unchanged(
+/// A judged file is first renamed to `<ASIDE_PREFIX><our pid>.<its name>`, a name no rule
+/// matches and no other live process uses, then removed if it is the judged file.
+const ASIDE_PREFIX: &str = ".startup-hygiene.";
+
+fn aside_name(name: &CStr) -> Option<CString> {
+    let mut aside = format!("{ASIDE_PREFIX}{}.", sys::pid()).into_bytes();
+    aside.extend_from_slice(name.to_bytes());
+    CString::new(aside).ok()
+}
+
+/// Removes exactly the file that was judged, whatever is put in its place meanwhile: a
+/// check by name followed by an unlink by name would remove whatever is there at the
+/// unlink (a symlink, a live session's fresh file renamed into place). So the entry is set
+/// aside under a name of ours, the set-aside entry is checked to be the judged inode,
+/// unchanged, and only then unlinked; anything else is put back. Returns whether this run
+/// removed the judged file.
+fn remove_judged(
     dir: BorrowedFd,
     name: &CStr,
     judged: &libc::stat,
     dir_path: &str,
     sink: &Sink,
 ) -> bool {
-    match sys::lstat_at(dir, name) {
-        Ok(now)
-            if now.st_ino == judged.st_ino
-                && now.st_dev == judged.st_dev
-                && now.st_mtime == judged.st_mtime
-                && now.st_mtime_nsec == judged.st_mtime_nsec
-                && sys::is_regular(&now) => {}
-        _ => return false,
-    }
-    match sys::unlink_at(dir, name) {
-        Ok(()) => true,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+    let shown = || format!("{dir_path}/{}", name.to_string_lossy());
+    let Some(aside) = aside_name(name) else {
+        return false;
+    };
+    match sys::rename_noreplace_at(dir, name, &aside) {
+        Ok(()) => {}
+        // Another run removed it first: not ours to count.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return false,
         Err(e) => {
-            sink.warn(format!(
-                "cannot remove {dir_path}/{}: {e}",
-                name.to_string_lossy()
-            ));
-            false
+            sink.warn(format!("cannot remove {}: {e}", shown()));
+            return false;
         }
+    }
+    let same = matches!(sys::lstat_at(dir, &aside), Ok(now)
+        if now.st_ino == judged.st_ino
+            && now.st_dev == judged.st_dev
+            && now.st_mtime == judged.st_mtime
+            && now.st_mtime_nsec == judged.st_mtime_nsec
+            && sys::is_regular(&now));
+    if same {
+        match sys::unlink_at(dir, &aside) {
+            Ok(()) => return true,
+            Err(e) => sink.warn(format!("cannot remove {}: {e}", shown())),
+        }
+    }
+    // Not the file that was judged (or it could not be removed): it goes back.
+    if let Err(e) = sys::rename_noreplace_at(dir, &aside, name) {
+        sink.warn(format!(
+            "{} changed while it was being removed and could not be put back ({e}); it is at {dir_path}/{}",
+            shown(),
+            aside.to_string_lossy()
+        ));
+    }
+    false
+}
+
+/// An entry set aside by a run that ended before it could finish (the deadline, a kill):
+/// put back under its name, to be judged again by the next run.
+fn put_back_if_orphaned(
+    rule: &StateRule,
+    dir: BorrowedFd,
+    aside: &CStr,
+    dir_path: &str,
+    table: &ProcessTable,
+    sink: &Sink,
+) {
+    let Some(rest) = aside.to_bytes().strip_prefix(ASIDE_PREFIX.as_bytes()) else {
+        return;
+    };
+    let Some(dot) = rest.iter().position(|&b| b == b'.') else {
+        return;
+    };
+    let (owner, name) = (&rest[..dot], &rest[dot + 1..]);
+    let Some(owner) = crate::procfs::parse_pid(owner) else {
+        return;
+    };
+    // Only this rule's names, and only if the run that set it aside is gone.
+    if rule.pid_of(name).is_none() || table.fs.probe(owner) != Probe::Dead {
+        return;
+    }
+    let Ok(name) = CString::new(name) else { return };
+    match sys::rename_noreplace_at(dir, aside, &name) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => sink.warn(format!(
+            "{dir_path}/{} was set aside by an earlier run and cannot be put back: {e}",
+            aside.to_string_lossy()
+        )),
     }
 }
 
@@ -267,27 +356,62 @@ mod tests {
     #[test]
     fn decisions() {
         let mtime = 1000.0;
-        assert_eq!(judge(Probe::Dead, None, mtime), Err(StaleReason::Dead));
-        assert_eq!(judge(Probe::Alive, None, mtime), Ok(KeepReason::Alive));
         assert_eq!(
-            judge(Probe::Alive, holder(true, true, 0.0), mtime),
+            judge(Probe::Dead, None, mtime, false),
+            Err(StaleReason::Dead)
+        );
+        assert_eq!(
+            judge(Probe::Alive, None, mtime, false),
+            Ok(KeepReason::Alive)
+        );
+        assert_eq!(
+            judge(Probe::Alive, holder(true, true, 0.0), mtime, false),
             Err(StaleReason::Zombie)
         );
         assert_eq!(
-            judge(Probe::Alive, holder(false, true, 9999.0), mtime),
+            judge(Probe::Alive, holder(false, true, 9999.0), mtime, false),
             Ok(KeepReason::Owner)
         );
         assert_eq!(
-            judge(Probe::Alive, holder(false, false, 9999.0), mtime),
+            judge(Probe::Alive, holder(false, false, 9999.0), mtime, false),
             Err(StaleReason::Reused)
         );
         assert_eq!(
-            judge(Probe::Alive, holder(false, false, 1004.0), mtime),
+            judge(Probe::Alive, holder(false, false, 1004.0), mtime, false),
             Ok(KeepReason::Alive)
         );
         assert_eq!(
-            judge(Probe::Alive, holder(false, false, 10.0), mtime),
+            judge(Probe::Alive, holder(false, false, 10.0), mtime, false),
             Ok(KeepReason::Alive)
         );
+    }
+
+    /// What the README says of clock steps, held exactly. A holder started at `s` (wall
+    /// time) and the file was last written `lead` seconds later. The wall clock is then
+    /// stepped by `step`: start times are rebuilt from the boot clock with today's offset,
+    /// so the holder's start moves by `step` while the file's mtime does not. A forward
+    /// step misjudges the holder as a reuse exactly when `step > lead + 5 s`; a backward
+    /// step never removes its file.
+    #[test]
+    fn clock_steps_misjudge_only_where_the_readme_says() {
+        let s = 1_000_000.0;
+        for lead in [0.0, 1.0, 4.0, 10.0, 60.0, 3600.0] {
+            for step in [
+                -86400.0, -3600.0, -10.0, 0.0, 3.0, 6.0, 10.0, 70.0, 3700.0, 86400.0,
+            ] {
+                let mtime = s + lead;
+                let got = judge(Probe::Alive, holder(false, false, s + step), mtime, false);
+                let misjudged = step > lead + defaults::REUSE_SLACK_SECS;
+                assert_eq!(
+                    got,
+                    if misjudged {
+                        Err(StaleReason::Reused)
+                    } else {
+                        Ok(KeepReason::Alive)
+                    },
+                    "lead {lead} s, step {step} s"
+                );
+            }
+        }
     }
 }

@@ -32,6 +32,8 @@ pub enum KeepReason {
     Owner,
     /// It is a directory, symlink, FIFO or other non-regular file.
     NotRegular,
+    /// No process here has its PID, but a process in another PID namespace does.
+    OtherNamespace,
 }
 
 impl StaleReason {
@@ -50,6 +52,7 @@ impl KeepReason {
             KeepReason::Alive => "alive",
             KeepReason::Owner => "owner",
             KeepReason::NotRegular => "not_regular",
+            KeepReason::OtherNamespace => "other_namespace",
         }
     }
 }

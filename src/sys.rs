@@ -145,6 +145,15 @@ pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()
     }
 }
 
+/// Moves a directory handle back to its first entry.
+pub fn rewind(dir: BorrowedFd) -> io::Result<()> {
+    // SAFETY: lseek on an fd we hold.
+    if unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `fstatat` without following a symlink in the last component.
 pub fn lstat_at(dir: BorrowedFd, name: &CStr) -> io::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -176,6 +185,22 @@ pub fn is_regular(st: &libc::stat) -> bool {
 pub fn unlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     // SAFETY: plain syscall on valid arguments.
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+}
+
+/// Renames `from` to `to` within `dir`, never over an existing `to` (`EEXIST`). On a
+/// filesystem that cannot promise that (`EINVAL`), the caller decides.
+pub fn rename_noreplace_at(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings and a directory fd we hold.
+    cvt(unsafe {
+        libc::renameat2(
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    })
+    .map(drop)
 }
 
 pub fn readlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {

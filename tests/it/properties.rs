@@ -1239,11 +1239,15 @@ enum Truth {
     Reused { owner: bool, after: f64 },
     /// The PID is taken and nothing of its process can be read.
     Hidden,
+    /// The session runs in another PID namespace (a container sharing the folder): no
+    /// process here has the PID, one there does.
+    Elsewhere,
 }
 
 impl Truth {
     fn random(rng: &mut Rng) -> Truth {
-        match rng.below(6) {
+        match rng.below(7) {
+            6 => Truth::Elsewhere,
             0 => Truth::Dead,
             1 => Truth::Zombie,
             2 => Truth::Live {
@@ -1270,7 +1274,7 @@ impl Truth {
         match self {
             Truth::Dead => Some(StaleReason::Dead),
             Truth::Zombie => Some(StaleReason::Zombie),
-            Truth::Live { .. } | Truth::Hidden => None,
+            Truth::Live { .. } | Truth::Hidden | Truth::Elsewhere => None,
             Truth::Reused { owner: true, .. } => None,
             Truth::Reused { after, .. } if after <= defaults::REUSE_SLACK_SECS => None,
             Truth::Reused { .. } => Some(StaleReason::Reused),
@@ -1280,6 +1284,7 @@ impl Truth {
     fn keep_reason(self) -> KeepReason {
         match self {
             Truth::Live { owner: true } | Truth::Reused { owner: true, .. } => KeepReason::Owner,
+            Truth::Elsewhere => KeepReason::OtherNamespace,
             _ => KeepReason::Alive,
         }
     }
@@ -1293,7 +1298,7 @@ fn judge_never_removes_a_live_sessions_file() {
         let truth = Truth::random(&mut rng);
         let mtime = rng.secs(0.0, 2e9);
         let (probe, holder) = match truth {
-            Truth::Dead => (Probe::Dead, None),
+            Truth::Dead | Truth::Elsewhere => (Probe::Dead, None),
             Truth::Hidden => (Probe::Alive, None),
             Truth::Zombie => (
                 Probe::Alive,
@@ -1321,7 +1326,7 @@ fn judge_never_removes_a_live_sessions_file() {
                 }),
             ),
         };
-        let got = judge(probe, holder, mtime);
+        let got = judge(probe, holder, mtime, truth == Truth::Elsewhere);
         match truth.must_remove() {
             Some(reason) => assert_eq!(got, Err(reason), "case {case}: {truth:?}"),
             None => assert_eq!(got, Ok(truth.keep_reason()), "case {case}: {truth:?}"),
@@ -1406,6 +1411,21 @@ fn reap_removes_every_stale_file_and_nothing_else() {
             ) && comm == b"node";
             match truth {
                 Truth::Dead => {}
+                Truth::Elsewhere => {
+                    // The container's process, seen here under a PID of its own.
+                    let host = loop {
+                        let p = 60_000 + rng.below(20_000) as i32;
+                        if used.insert(p) {
+                            break p;
+                        }
+                    };
+                    tree.stat(host, 1, b"node", b'S', starttime);
+                    tree.raw(
+                        host,
+                        "status",
+                        format!("Name:\tnode\nNSpid:\t{host}\t{pid}\n").as_bytes(),
+                    );
+                }
                 Truth::Hidden => {
                     if rng.chance(2) {
                         tree.raw(pid, "stat", b"garbage");

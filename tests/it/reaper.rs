@@ -530,3 +530,221 @@ fn parallel_runs_remove_each_file_once_and_count_it_once() {
     assert_eq!(unique, expected);
     assert!(env.names_in_state_dir().is_empty());
 }
+
+/// Swaps `a` and `b` in `dir` atomically (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(dir: &std::path::Path, a: &str, b: &str) -> bool {
+    let c = |n: &str| {
+        std::ffi::CString::new(dir.join(n).into_os_string().into_encoded_bytes()).unwrap()
+    };
+    let (a, b) = (c(a), c(b));
+    // SAFETY: valid C strings, AT_FDCWD.
+    unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        ) == 0
+    }
+}
+
+/// The review's check-then-unlink race: while the hook judges a stale file, another
+/// process keeps swapping it with something else under the same name — a symlink named
+/// like a state file (removed in 64 of 500 runs), or a live session's fresh file renamed
+/// into place (removed without ever being judged). Only the judged file may go.
+#[test]
+fn only_the_judged_file_is_removed_whatever_is_swapped_in() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    let dead = dead_pid();
+    let other = "swapped-in".to_string();
+    let target = env.root.join("target");
+    std::fs::write(&target, "keep me").unwrap();
+    let (mut lost, mut judged_removed) = ([0, 0], 0);
+    // The symlink under a dead PID's name; the fresh file under this test's own PID, which
+    // the hour-old stale file is judged reused for (this process started after it was
+    // written) while a fresh file of it is judged alive.
+    let me = std::process::id();
+    for (k, (kind, name)) in [
+        ("symlink", format!("active-session-{dead}")),
+        ("fresh file", format!("active-session-{me}")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for _ in 0..250 {
+            // The stale file under the name; the other thing beside it.
+            let _ = std::fs::remove_file(dir.join(&name));
+            let _ = std::fs::remove_file(dir.join(&other));
+            std::fs::write(dir.join(&name), "stale").unwrap();
+            set_mtime(&dir.join(&name), std::time::SystemTime::now() - HOUR);
+            if kind == "symlink" {
+                symlink(&target, dir.join(&other)).unwrap();
+            } else {
+                std::fs::write(dir.join(&other), "fresh").unwrap();
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let swapper = {
+                let (stop, dir, name, other) =
+                    (Arc::clone(&stop), dir.clone(), name.clone(), other.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        exchange(&dir, &name, &other);
+                    }
+                })
+            };
+            let run = env
+                .hook()
+                .args(["--format", "json", "--project"])
+                .arg(&env.project)
+                .run();
+            stop.store(true, Ordering::Relaxed);
+            swapper.join().unwrap();
+            assert_eq!(run.code(), 0, "{}", run.stderr());
+            // The other thing must still be there, under one name or the other.
+            let survivors: Vec<String> = [&name, &other]
+                .iter()
+                .filter(|n| {
+                    let p = dir.join(n);
+                    match kind {
+                        "symlink" => p
+                            .symlink_metadata()
+                            .is_ok_and(|m| m.file_type().is_symlink()),
+                        _ => std::fs::read_to_string(&p).is_ok_and(|t| t == "fresh"),
+                    }
+                })
+                .map(|n| n.to_string())
+                .collect();
+            if survivors.is_empty() {
+                lost[k] += 1;
+            }
+            if ![&name, &other]
+                .iter()
+                .any(|n| std::fs::read_to_string(dir.join(n)).is_ok_and(|t| t == "stale"))
+            {
+                judged_removed += 1;
+            }
+            // Nothing set aside is left behind.
+            assert_eq!(
+                env.names_in_state_dir()
+                    .iter()
+                    .filter(|n| n.starts_with(".startup-hygiene."))
+                    .count(),
+                0
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    eprintln!(
+        "race: 500 runs, the stale file removed in {judged_removed}; lost: the symlink in {} of 250, the fresh file in {} of 250",
+        lost[0], lost[1]
+    );
+    assert!(
+        judged_removed > 0,
+        "the stale file was never removed: the race was never run"
+    );
+    assert_eq!(lost, [0, 0], "runs that removed what was swapped in");
+}
+
+/// A run that ended between setting a file aside and removing it (killed at its deadline):
+/// the next run puts it back under its name, and judges it again.
+#[test]
+fn a_file_left_aside_by_a_dead_run_is_put_back() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    let (gone_run, dead, live) = (dead_pid(), dead_pid(), std::process::id());
+    std::fs::write(
+        dir.join(format!(".startup-hygiene.{gone_run}.active-session-{live}")),
+        "live",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!(".startup-hygiene.{gone_run}.active-session-{dead}")),
+        "stale",
+    )
+    .unwrap();
+    env.report(&[]);
+    assert_eq!(env.names_in_state_dir(), {
+        let mut v = vec![
+            format!("active-session-{dead}"),
+            format!("active-session-{live}"),
+        ];
+        v.sort();
+        v
+    });
+    let r = env.report(&[]);
+    assert_eq!(reasons(&r, "reaped"), vec![(dead as i64, "dead".into())]);
+    assert_eq!(
+        env.names_in_state_dir(),
+        vec![format!("active-session-{live}")]
+    );
+}
+
+/// A live session in a container that shares the project folder names its file by the PID
+/// it has there; no process on the host has that PID. The host's hook sees the container's
+/// processes (`NSpid:` gives their PIDs in each namespace) and keeps the file.
+#[test]
+fn a_file_of_a_session_in_another_pid_namespace_is_kept() {
+    if pid_namespace().is_none() {
+        return;
+    }
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    for _ in 0..20 {
+        // A PID free on the host, for the container's session to have there: one just
+        // freed, behind the host's next PID, so not handed out again until a wrap-around.
+        let inner = dead_pid();
+        if std::path::Path::new(&format!("/proc/{inner}")).exists() {
+            continue;
+        }
+        let ready = env.root.join(unique("ready"));
+        let script = format!(
+            "echo {} > /proc/sys/kernel/ns_last_pid; sleep 600 & S=$!; : > '{}/active-session-'$S; echo $S > '{}'; wait",
+            inner - 1,
+            dir.display(),
+            ready.display()
+        );
+        let mut container = pid_namespace()
+            .unwrap()
+            .arg("--kill-child")
+            .args(["sh", "-c", &script])
+            .spawn()
+            .unwrap();
+        let mut said = String::new();
+        for _ in 0..500 {
+            said = std::fs::read_to_string(&ready).unwrap_or_default();
+            if said.ends_with('\n') {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let report = env.report(&[]);
+        let host_took_it = std::path::Path::new(&format!("/proc/{inner}")).exists();
+        container.kill().unwrap();
+        container.wait().unwrap();
+        if said.trim() != inner.to_string() || host_took_it {
+            // The container did not get that PID, or the host gave it out meanwhile.
+            let _ = std::fs::remove_file(dir.join(format!("active-session-{}", said.trim())));
+            continue;
+        }
+        assert_eq!(
+            reasons(&report, "kept"),
+            vec![(inner as i64, "other_namespace".into())],
+            "{report}"
+        );
+        assert_eq!(report["reaped"], serde_json::json!([]), "{report}");
+        assert!(dir.join(format!("active-session-{inner}")).exists());
+        // Once the container is gone, the file is stale like any other.
+        let report = env.report(&[]);
+        assert_eq!(
+            reasons(&report, "reaped"),
+            vec![(inner as i64, "dead".into())],
+            "{report}"
+        );
+        return;
+    }
+    panic!("no free PID could be given to the container's session in 20 tries");
+}

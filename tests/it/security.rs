@@ -108,6 +108,20 @@ fn a_symlink_anywhere_on_the_way_to_a_state_folder_is_not_followed() {
         2,
         "{warnings}"
     );
+    // Each warning names the symlink: the folder itself, or the one on the way to it.
+    let p = env.project.to_str().unwrap();
+    assert!(
+        warnings.contains(&format!(
+            "state folder {p}/.orchestrator-state is a symlink; not entered"
+        )),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&format!(
+            "state folder {p}/run/state is behind {p}/run, which is a symlink; not entered"
+        )),
+        "{warnings}"
+    );
 }
 
 /// The config itself reached through a symlinked `.claude`: read, but still a project's
