@@ -79,8 +79,8 @@ Usage: startup-hygiene [OPTIONS]
 
 Options:
   --project DIR      project to clean (default: stdin's \"cwd\", $CLAUDE_PROJECT_DIR, then .)
-  --config FILE      config file (default: DIR/.claude/startup-hygiene.json, then
-                     ${XDG_CONFIG_HOME:-~/.config}/startup-hygiene/config.json)
+  --config FILE      your config (default: ${XDG_CONFIG_HOME:-~/.config}/startup-hygiene/
+                     config.json); DIR/.claude/startup-hygiene.json is read too, confined
   --format FORMAT    text (default), hook-json (Claude Code's JSON hook output) or json
   --dry-run          report what would be removed; remove nothing
   --owner NAME       process name that owns sessions; repeatable; replaces claude, claude.exe
