@@ -25,17 +25,18 @@ pub fn sanitize_json(input: &str, max_chars: usize) -> String {
 }
 
 fn escape_capped(input: &str, max_chars: usize, escape_quotes: bool) -> String {
+    // The common case: printable ASCII that fits, shown as it is.
+    let plain = |b: u8| b < 0x80 && (ASCII_ESCAPED >> b) & 1 == 0;
+    let quoting = |b: u8| escape_quotes && (b == b'\\' || b == b'"');
+    if input.len() <= max_chars && input.bytes().all(|b| plain(b) && !quoting(b)) {
+        return input.to_owned();
+    }
     let mut out = String::with_capacity(input.len().min(max_chars.saturating_mul(4)));
     let mut used = 0;
-    let mut piece = String::new();
     let mut chars = input.chars().peekable();
     while let Some(c) = chars.next() {
-        piece.clear();
-        match c {
-            '\\' | '"' if !escape_quotes => piece.push(c),
-            c => escape_into(c, &mut piece),
-        }
-        let len = piece.chars().count();
+        let shown = Shown::of(c, escape_quotes);
+        let len = shown.len();
         // Leave room for the ellipsis unless this is the last piece and it fits exactly.
         let room = if chars.peek().is_some() {
             max_chars.saturating_sub(1)
@@ -48,7 +49,7 @@ fn escape_capped(input: &str, max_chars: usize, escape_quotes: bool) -> String {
             }
             return out;
         }
-        out.push_str(&piece);
+        shown.push_to(&mut out);
         used += len;
     }
     out
@@ -59,17 +60,48 @@ pub fn quote(input: &str, max_chars: usize) -> String {
     format!("\"{}\"", sanitize(input, max_chars.saturating_sub(2)))
 }
 
-fn escape_into(c: char, out: &mut String) {
-    match c {
-        '\\' => out.push_str("\\\\"),
-        '"' => out.push_str("\\\""),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        c if is_unsafe(c) => {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+/// How one character is shown.
+enum Shown {
+    Itself(char),
+    /// A backslash and this character: `\\`, `\"`, `\n`, `\r`, `\t`.
+    Short(char),
+    /// `\u{hex}`.
+    Hex(u32),
+}
+
+impl Shown {
+    fn of(c: char, escape_quotes: bool) -> Shown {
+        match c {
+            '\\' | '"' if escape_quotes => Shown::Short(c),
+            '\\' | '"' => Shown::Itself(c),
+            '\n' => Shown::Short('n'),
+            '\r' => Shown::Short('r'),
+            '\t' => Shown::Short('t'),
+            c if is_unsafe(c) => Shown::Hex(c as u32),
+            c => Shown::Itself(c),
         }
-        c => out.push(c),
+    }
+
+    /// In characters.
+    fn len(&self) -> usize {
+        match *self {
+            Shown::Itself(_) => 1,
+            Shown::Short(_) => 2,
+            Shown::Hex(n) => 4 + (u32::BITS - (n | 1).leading_zeros()).div_ceil(4) as usize,
+        }
+    }
+
+    fn push_to(&self, out: &mut String) {
+        match *self {
+            Shown::Itself(c) => out.push(c),
+            Shown::Short(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            Shown::Hex(n) => {
+                let _ = write!(out, "\\u{{{n:x}}}");
+            }
+        }
     }
 }
 
