@@ -12,3 +12,4 @@ mod orphans;
 mod properties;
 mod reaper;
 mod security;
+mod unicode;
