@@ -48,10 +48,14 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     let mut line = Vec::with_capacity(4096);
-    let globs: Vec<glob::Glob> = scan
+    let globs: Vec<Option<glob::Glob>> = scan
         .rules
         .iter()
-        .map(|r| glob::Glob::new(&r.glob))
+        .map(|r| {
+            glob::Glob::new(&r.glob)
+                .map_err(|e| sink.warn(format!("match rule {:?} ignored: {e}", r.label)))
+                .ok()
+        })
         .collect();
     for pid in pids {
         if pid == scan.me || kernel_threads.contains(&pid) {
@@ -66,7 +70,9 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) {
             Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, &mut line),
             _ => continue,
         };
-        let named = globs.iter().position(|g| g.matches_bytes(&line));
+        let named = globs
+            .iter()
+            .position(|g| g.as_ref().is_some_and(|g| g.matches_bytes(&line)));
         let markers = match table.fs.read(pid, "environ") {
             Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
                 procfs::parse_environ(env)
