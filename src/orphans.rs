@@ -55,10 +55,16 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     let mut line = Vec::with_capacity(4096);
     let matcher = Matcher {
         rules: scan.rules,
+        // A rule the matcher refuses (too long to match in linear time) is said, not dropped
+        // silently; the others still run.
         globs: scan
             .rules
             .iter()
-            .map(|r| glob::Glob::new(&r.glob))
+            .map(|r| {
+                glob::Glob::new(&r.glob)
+                    .map_err(|e| sink.warn(format!("match rule {:?} ignored: {e}", r.label)))
+                    .ok()
+            })
             .collect(),
         uid: scan.uid,
     };
@@ -135,7 +141,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
 /// The match rules of a scan: a command-line glob, or Claude Code's environment markers.
 struct Matcher<'a> {
     rules: &'a [MatchRule],
-    globs: Vec<glob::Glob>,
+    globs: Vec<Option<glob::Glob>>,
     uid: u32,
 }
 
@@ -157,7 +163,10 @@ impl Matcher<'_> {
             Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, line),
             _ => return None,
         };
-        let named = self.globs.iter().position(|g| g.matches_bytes(line));
+        let named = self
+            .globs
+            .iter()
+            .position(|g| g.as_ref().is_some_and(|g| g.matches_bytes(line)));
         let markers = match table.fs.read(pid, "environ") {
             Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
                 procfs::parse_environ(env)

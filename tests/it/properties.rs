@@ -763,10 +763,93 @@ fn prepared_glob_agrees_on_bytes() {
             .collect();
         let want = reference_glob(&pat, &String::from_utf8_lossy(&text));
         assert_eq!(
-            glob::Glob::new(&pat).matches_bytes(&text),
+            glob::Glob::new(&pat).unwrap().matches_bytes(&text),
             want,
             "case {case}: {pat:?} ~ {text:?}"
         );
+    }
+}
+
+/// The same for long patterns: past 64 and 128 positions (an automaton of several words
+/// for those with `?`), with `**`, multi-byte characters and U+FFFD, against texts spelled
+/// from the pattern (so that many match) with invalid bytes in the runs `*` and `?` take.
+#[test]
+fn prepared_glob_agrees_on_long_patterns() {
+    let n = cases("Glob::matches_bytes, long patterns", 1500);
+    const TEXT: &[&[u8]] = &[
+        b"a",
+        b"b",
+        b"/",
+        b" ",
+        "\u{e9}".as_bytes(),
+        "\u{4e2d}".as_bytes(),
+        "\u{1d54f}".as_bytes(),
+        "\u{fffd}".as_bytes(),
+        b"\xff",
+        b"\xc3",
+        b"\xf0\x9f",
+    ];
+    for case in 0..n {
+        let mut rng = Rng::new(0x6200 + case as u64);
+        let len = *rng.pick(&[0, 1, 2, 63, 64, 65, 127, 128, 129, 200]) + rng.upto(3);
+        let pat: String = (0..len)
+            .map(|_| {
+                *rng.pick(&[
+                    'a', 'b', '*', '*', '?', '?', '/', '\u{e9}', '\u{fffd}', '\u{4e2d}',
+                ])
+            })
+            .collect();
+        let mut text: Vec<u8> = Vec::new();
+        if rng.chance(2) {
+            for c in pat.chars() {
+                match c {
+                    '?' => text.extend_from_slice(rng.pick::<&[u8]>(TEXT)),
+                    '*' => (0..rng.upto(3))
+                        .for_each(|_| text.extend_from_slice(rng.pick::<&[u8]>(TEXT))),
+                    c => text.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+            if rng.chance(3) && !text.is_empty() {
+                let at = rng.below(text.len() as u64) as usize;
+                text[at] = rng.pick(TEXT)[0];
+            }
+        } else {
+            (0..rng.upto(250)).for_each(|_| text.extend_from_slice(rng.pick::<&[u8]>(TEXT)));
+        }
+        let want = reference_glob(&pat, &String::from_utf8_lossy(&text));
+        assert_eq!(
+            glob::Glob::new(&pat).unwrap().matches_bytes(&text),
+            want,
+            "case {case}: {pat:?} ~ {text:?}"
+        );
+    }
+}
+
+/// A pattern with `?` is refused past `MAX_PATTERN_CHARS` characters, with a message that
+/// says so; a pattern without `?` never is.
+#[test]
+fn only_long_patterns_with_a_question_mark_are_refused() {
+    let max = glob::MAX_PATTERN_CHARS;
+    for case in 0..200 {
+        let mut rng = Rng::new(0x6300 + case as u64);
+        let len = max - 2 + rng.upto(4);
+        let mut pat: Vec<char> = (0..len).map(|_| *rng.pick(&['a', '*', '\u{e9}'])).collect();
+        let question = rng.chance(2);
+        if question {
+            let at = rng.below(len as u64) as usize;
+            pat[at] = '?';
+        }
+        let pat: String = pat.into_iter().collect();
+        match glob::Glob::new(&pat) {
+            Ok(_) => assert!(!question || len <= max, "case {case}: {len} accepted"),
+            Err(e) => {
+                assert!(question && len > max, "case {case}: {len} refused: {e}");
+                assert!(
+                    e.contains(&max.to_string()) && e.contains(&len.to_string()),
+                    "{e}"
+                );
+            }
+        }
     }
 }
 
