@@ -23,6 +23,10 @@ use crate::sys;
 /// What the scan needs besides the process table.
 pub struct Scan<'a> {
     pub rules: &'a [MatchRule],
+    /// How many of `rules`, at the front, are built in: those are always applied. The rest
+    /// (the user's) share a budget, so that no rule, however slow, hides the built-in and
+    /// environment-marker results.
+    pub builtin_rules: usize,
     pub uid: u32,
     /// This process: it and its ancestors are never reported.
     pub me: i32,
@@ -53,7 +57,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     let mut line = Vec::with_capacity(4096);
-    let matcher = Matcher {
+    let mut matcher = Matcher {
         rules: scan.rules,
         // A rule the matcher refuses (too long to match in linear time) is said, not dropped
         // silently; the others still run.
@@ -66,7 +70,9 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
                     .ok()
             })
             .collect(),
+        builtin: scan.builtin_rules.min(scan.rules.len()),
         uid: scan.uid,
+        budget: defaults::USER_RULE_BUDGET,
     };
     for pid in pids {
         if pid == scan.me || kernel_threads.contains(&pid) {
@@ -135,6 +141,12 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         }
         sink.push(|r| r.orphans.push(orphan));
     }
+    if matcher.budget == 0 {
+        sink.warn(format!(
+            "command-line rules of your config and --match stopped after {} MiB of command lines; the built-in and environment-marker rules went on",
+            defaults::USER_RULE_BUDGET >> 20
+        ));
+    }
     pins
 }
 
@@ -142,14 +154,18 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
 struct Matcher<'a> {
     rules: &'a [MatchRule],
     globs: Vec<Option<glob::Glob>>,
+    /// `rules[..builtin]` are built in.
+    builtin: usize,
     uid: u32,
+    /// Bytes of command line the other rules may still be matched against.
+    budget: usize,
 }
 
 impl Matcher<'_> {
     /// Whether `pid` is a process of ours that a rule matches: the rule's label and the
     /// markers. Its command line, joined, is left in `line`.
     fn matches(
-        &self,
+        &mut self,
         table: &mut ProcessTable,
         pid: i32,
         line: &mut Vec<u8>,
@@ -163,10 +179,19 @@ impl Matcher<'_> {
             Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, line),
             _ => return None,
         };
-        let named = self
-            .globs
-            .iter()
-            .position(|g| g.as_ref().is_some_and(|g| g.matches_bytes(line)));
+        // The built-in rules first; the user's only while their budget lasts.
+        let hit = |g: &Option<glob::Glob>| g.as_ref().is_some_and(|g| g.matches_bytes(line));
+        let mut named = self.globs[..self.builtin].iter().position(hit);
+        let user = &self.globs[self.builtin..];
+        if named.is_none() && !user.is_empty() {
+            let cost = line.len().max(1).saturating_mul(user.len());
+            if cost <= self.budget {
+                self.budget -= cost;
+                named = user.iter().position(hit).map(|i| i + self.builtin);
+            } else {
+                self.budget = 0;
+            }
+        }
         let markers = match table.fs.read(pid, "environ") {
             Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
                 procfs::parse_environ(env)

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::cli::{self, Command, ExitCode, Options};
-use crate::config::{self, MatchRule};
+use crate::config::{self, Config, MatchRule};
 use crate::defaults;
 use crate::input::{self, HookInput};
 use crate::kill;
@@ -404,6 +404,7 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
         &mut table,
         orphans::Scan {
             rules: &config.match_rules,
+            builtin_rules: Config::builtin().match_rules.len(),
             uid,
             me,
             registry: &mut registry,

@@ -892,6 +892,7 @@ fn a_chain_of_matches_is_walked_once() {
         &mut table,
         orphans::Scan {
             rules: &rules,
+            builtin_rules: 0,
             uid: startup_hygiene::sys::uid(),
             me: 0,
             registry: &mut Registry::from_env(),
@@ -910,4 +911,51 @@ fn a_chain_of_matches_is_walked_once() {
     assert_eq!(groups[0].top.pid, 100);
     assert_eq!(groups[0].descendants.len(), N as usize - 1);
     eprintln!("chain of {N}: {} parent links followed", table.hops());
+}
+
+/// The review's slow rules: command lines of 7 × 128 KiB against `*` + 10,000 × `x` + `y?`
+/// took 12 s for one, and a slow rule cut a run short before a real orphan was found. Here
+/// 60 such command lines meet that rule (refused: too long to match in linear time) and 8
+/// literal rules of 2,003 characters of the user's, and an orphan found by Claude Code's
+/// markers is among them: it is reported, the run is not cut short, and the user's rules
+/// stop at their budget with a warning.
+#[test]
+fn slow_rules_do_not_hide_the_marker_results() {
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    let arg = "x".repeat(128 << 10);
+    let long: String = (0..7).map(|_| format!("{arg}\0")).collect();
+    for pid in 100..160 {
+        tree.process(pid, 1, "node", &long);
+    }
+    tree.process(130_000, 1, "node", "node\0server.js\0");
+    tree.raw(
+        130_000,
+        "environ",
+        b"CLAUDECODE=1\0CLAUDE_CODE_SESSION_ID=gone\0",
+    );
+    let mut opts = in_process_options(&env, &tree);
+    // The review's rule, and 8 rules of 2,003 characters.
+    opts.matches = std::iter::once(format!("*{}y?", "x".repeat(10_000)))
+        .chain((0..8).map(|i| format!("*{}{i}y*", "x".repeat(2_000))))
+        .collect();
+    let report = run_in_process(&opts);
+    assert!(!report.cut_short, "{:?}", report.warnings);
+    assert_eq!(orphan_pids(&report), vec![130_000]);
+    assert!(
+        report.warnings.iter().any(|w| w.contains(
+            "ignored: a pattern with '?' may have at most 256 characters; this one has 10003"
+        )),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("stopped after 256 MiB of command lines")),
+        "{:?}",
+        report.warnings
+    );
 }

@@ -723,7 +723,17 @@ fn a_file_of_a_session_in_another_pid_namespace_is_kept() {
         }
         let report = env.report(&[]);
         let host_took_it = std::path::Path::new(&format!("/proc/{inner}")).exists();
-        container.kill().unwrap();
+        // End the container by its init (unshare's child): the kernel ends the rest of the
+        // namespace before init is reaped, and unshare exits once it has reaped init.
+        let id = container.id();
+        let init: i32 = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut procs = Procs::new();
+        procs.adopt(init);
+        procs.kill(init);
         container.wait().unwrap();
         if said.trim() != inner.to_string() || host_took_it {
             // The container did not get that PID, or the host gave it out meanwhile.

@@ -704,6 +704,7 @@ fn pid_reuse_inside_a_namespace() {
             &mut table,
             orphans::Scan {
                 rules: &rules,
+                builtin_rules: 0,
                 uid: startup_hygiene::sys::uid(),
                 me: 1,
                 registry: &mut Registry::from_env(),
