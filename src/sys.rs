@@ -372,3 +372,61 @@ pub fn uid() -> u32 {
 pub fn pid() -> i32 {
     std::process::id() as i32
 }
+
+/// The effective user ID: whose permissions the process acts with.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates `name` in `dir` for writing, failing with `EEXIST` if anything already has that
+/// name (a symlink included: it is not followed). `mode` is narrowed by the umask.
+pub fn create_new_at(dir: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let flags = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    // SAFETY: `name` is a valid C string; the returned fd is owned by us.
+    let fd =
+        cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) })?;
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Renames `from` to `to`, both in `dir`. `flags` 0 replaces `to` (plain `renameat`);
+/// `libc::RENAME_NOREPLACE` fails with `EEXIST` if `to` exists; `libc::RENAME_EXCHANGE`
+/// swaps the two atomically. File systems without a flag answer `EINVAL`.
+pub fn rename_in(dir: BorrowedFd, from: &CStr, to: &CStr, flags: libc::c_uint) -> io::Result<()> {
+    let d = dir.as_raw_fd();
+    if flags == 0 {
+        // SAFETY: valid C strings and a directory fd.
+        return cvt(unsafe { libc::renameat(d, from.as_ptr(), d, to.as_ptr()) }).map(drop);
+    }
+    // SAFETY: as above; renameat2 has no libc wrapper on every libc, so the raw syscall.
+    let r = unsafe { libc::syscall(libc::SYS_renameat2, d, from.as_ptr(), d, to.as_ptr(), flags) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Gives the file `from` in `dir` the second name `to`; `EEXIST` if `to` exists.
+pub fn link_in(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    let d = dir.as_raw_fd();
+    // SAFETY: valid C strings and a directory fd; no flags, so no symlink is followed.
+    cvt(unsafe { libc::linkat(d, from.as_ptr(), d, to.as_ptr(), 0) }).map(drop)
+}
+
+/// `flock(fd, op)`, again when a signal interrupts the wait.
+pub fn flock(fd: BorrowedFd, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: plain syscall on an fd we hold.
+        match cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(drop),
+        }
+    }
+}
