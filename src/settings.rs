@@ -8,13 +8,17 @@
 //! `/startup-hygiene`, whatever its arguments: a reinstall from another prefix or with other
 //! flags replaces the entry instead of adding a second one.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{self, Command, ExitCode};
+use crate::sys;
 
 /// The event the hook is registered for.
 pub const EVENT: &str = "SessionStart";
@@ -174,7 +178,7 @@ pub fn main(req: &Request) -> ExitCode {
                 written => format!(
                     "registered `{}` as a {EVENT} hook in {file}{}",
                     entry.command,
-                    written.backup_note()
+                    written.note()
                 ),
             })
         }),
@@ -184,7 +188,7 @@ pub fn main(req: &Request) -> ExitCode {
             }
             written => format!(
                 "removed the {EVENT} hook of startup-hygiene from {file}{}",
-                written.backup_note()
+                written.note()
             ),
         }),
     };
@@ -358,123 +362,319 @@ fn event_groups(settings: &mut Value) -> Result<&mut Vec<Value>, String> {
 pub enum Change {
     /// The edit changed nothing: the file was not written.
     Unchanged,
-    /// The file was written; `backup` is the copy of the original made now, if one was.
+    /// The file was written.
     Written {
-        created: bool,
-        backup: Option<Utf8PathBuf>,
-        earlier_backup: Option<Utf8PathBuf>,
+        /// There was no file: nothing to back up.
+        was: Was,
+        backup: Backup,
     },
 }
 
+/// The file before the edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Was {
+    Missing,
+    Settings,
+}
+
+/// The copy of the original next to the settings file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backup {
+    /// Nothing to copy (`Was::Missing`).
+    None,
+    /// Made now.
+    Made(Utf8PathBuf),
+    /// A copy was already there: the original from before the first change.
+    Kept(Utf8PathBuf),
+}
+
 impl Change {
-    fn backup_note(&self) -> String {
-        match self {
-            Change::Written {
-                backup: Some(b), ..
-            } => format!(" (the original is saved as {b})"),
-            Change::Written {
-                earlier_backup: Some(b),
-                ..
-            } => format!(" (the original from before the first change is in {b})"),
-            Change::Written { created: true, .. } => " (new file)".into(),
-            _ => String::new(),
+    fn note(&self) -> String {
+        let Change::Written { was, backup } = self else {
+            return String::new();
+        };
+        match (backup, was) {
+            (Backup::Made(b), _) => format!(" (the original is saved as {b})"),
+            (Backup::Kept(b), _) => {
+                format!(" (the original from before the first change is in {b})")
+            }
+            (Backup::None, Was::Missing) => " (new file)".into(),
+            (Backup::None, Was::Settings) => String::new(),
         }
     }
 }
 
-/// Applies `edit` to the JSON in `file` (an empty object when the file does not exist) and
-/// writes the result back if it differs. Invalid JSON, or settings of a shape the edit cannot
-/// work on, leave the file untouched.
+/// A settings file or backup larger than this is not one Claude Code writes; it is not read.
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+
+/// The settings file's folder and the names used in it.
+struct Names {
+    file: CString,
+    /// The new version, written here and then renamed over `file`.
+    tmp: CString,
+    backup: CString,
+}
+
+impl Names {
+    fn new(name: &str) -> Result<Names, String> {
+        let pid = std::process::id();
+        let c = |s: String| CString::new(s).map_err(|_| format!("{name:?} holds a NUL byte"));
+        Ok(Names {
+            file: c(name.to_string())?,
+            tmp: c(format!(".{name}{TMP_INFIX}{pid}.tmp"))?,
+            backup: c(format!("{name}{BACKUP_SUFFIX}"))?,
+        })
+    }
+}
+
+/// Temporary copies are named `.<file>.startup-hygiene-<pid>.tmp`.
+const TMP_INFIX: &str = ".startup-hygiene-";
+
+/// The settings file as read: its status and its bytes.
+struct Current {
+    st: libc::stat,
+    bytes: Vec<u8>,
+}
+
+/// Applies `edit` to the JSON in `file` (an empty object when the file is missing) and writes
+/// the result back if it differs. Invalid JSON, settings of a shape the edit cannot work on,
+/// and files that cannot be replaced without changing what they are (not a regular file,
+/// hard-linked, read-only, another user's) are left untouched.
 pub fn edit_file<T>(
     file: &Utf8Path,
     edit: impl FnOnce(&mut Value) -> Result<T, String>,
 ) -> Result<Change, String> {
-    // Settings files are often symlinks into a dotfiles repository: write where it points.
-    let target = match std::fs::symlink_metadata(file) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(file) {
-            Ok(p) => Utf8PathBuf::try_from(p).map_err(|e| format!("{file}: {e}"))?,
-            Err(e) => return Err(format!("{file} is a symlink that cannot be followed: {e}")),
-        },
-        _ => file.to_path_buf(),
+    let target = resolve(file)?;
+    let dir_path = match target.parent() {
+        Some(d) if !d.as_str().is_empty() => d.to_path_buf(),
+        _ => Utf8PathBuf::from("."),
     };
-    let original = match std::fs::read(&target) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {file}: {e}")),
-    };
-    let mut value = match &original {
-        Some(bytes) => serde_json::from_slice::<Value>(bytes)
-            .map_err(|e| format!("{file} is not valid JSON ({e}); it was left unchanged"))?,
-        None => Value::Object(Map::new()),
+    let name = target
+        .file_name()
+        .ok_or_else(|| format!("{file} does not name a file"))?;
+    let names = Names::new(name)?;
+    std::fs::create_dir_all(&dir_path).map_err(|e| format!("cannot create {dir_path}: {e}"))?;
+    let dir = sys::cstring(dir_path.as_str().as_bytes())
+        .and_then(|d| sys::open_dir_at(None, &d, false))
+        .map(File::from)
+        .map_err(|e| format!("cannot open the folder {dir_path}: {e}"))?;
+    let current = read_current(dir.as_fd(), &names.file, file)?;
+    let (mut value, was) = match &current {
+        None => (Value::Object(Map::new()), Was::Missing),
+        Some(c) => (parse_json(&c.bytes, file)?, Was::Settings),
     };
     let before = text_of(&value);
     edit(&mut value).map_err(|e| format!("{file}: {e}; it was left unchanged"))?;
-    if original.is_some() && text_of(&value) == before {
+    if was != Was::Missing && text_of(&value) == before {
         return Ok(Change::Unchanged);
     }
     let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
     text.push('\n');
 
-    let dir = match target.parent() {
-        Some(d) if !d.as_str().is_empty() => d.to_path_buf(),
-        _ => Utf8PathBuf::from("."),
+    let backup_path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
+    let backup = match &current {
+        Some(c) => save_backup(dir.as_fd(), &names, c, &backup_path, file)?,
+        None => Backup::None,
     };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
-    // The copies keep the original's permissions: settings can hold tokens in "env".
-    let mode = std::fs::metadata(&target)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o666);
-    let (mut backup, mut earlier_backup) = (None, None);
-    if let Some(bytes) = &original {
-        let path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
-        if path.exists() {
-            earlier_backup = Some(path);
-        } else {
-            write_new(&path, bytes, mode)
-                .map_err(|e| format!("cannot save the original as {path}: {e}"))?;
-            backup = Some(path);
+    write_copy(
+        dir.as_fd(),
+        &names.tmp,
+        text.as_bytes(),
+        current.as_ref().map(|c| &c.st),
+        true,
+    )
+    .map_err(|e| format!("cannot write {file}: {e}; it was left unchanged"))?;
+    if let Err(e) = sys::rename_in(dir.as_fd(), &names.tmp, &names.file, 0) {
+        let _ = sys::unlink_at(dir.as_fd(), &names.tmp);
+        return Err(format!("cannot write {file}: {e}; it was left unchanged"));
+    }
+    // The rename itself reaches the disk with the folder.
+    let _ = dir.sync_all();
+    Ok(Change::Written { was, backup })
+}
+
+/// Settings files are often symlinks into a dotfiles repository: the file edited is where
+/// the link points.
+fn resolve(file: &Utf8Path) -> Result<Utf8PathBuf, String> {
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(file) {
+            Ok(p) => Utf8PathBuf::try_from(p).map_err(|e| format!("{file}: {e}")),
+            Err(e) => Err(format!("{file} is a symlink that cannot be followed: {e}")),
+        },
+        _ => Ok(file.to_path_buf()),
+    }
+}
+
+/// Opens and reads the settings file, `None` when there is none. A FIFO or device is never
+/// read (the open does not wait for a writer, and `fstat` says what it is first).
+fn read_current(dir: BorrowedFd, name: &CStr, shown: &Utf8Path) -> Result<Option<Current>, String> {
+    let not_found = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    // A socket cannot be opened at all: say what it is rather than "No such device".
+    match sys::lstat_at(dir, name) {
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+        Ok(st) => refuse_non_file(&st, shown)?,
+    }
+    let fd = match sys::open_read_at(Some(dir), name, true) {
+        Err(e) if not_found(&e) => return Ok(None),
+        r => r.map_err(|e| format!("cannot read {shown}: {e}"))?,
+    };
+    let st = sys::fstat(fd.as_fd()).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    refuse_non_file(&st, shown)?;
+    refuse_unsafe_edit(&st, shown)?;
+    let file = File::from(fd);
+    let bytes = read_capped(&file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!(
+            "{shown} is larger than {} MiB, more than a settings file holds; it was left \
+             unchanged",
+            MAX_FILE_SIZE >> 20
+        ));
+    }
+    Ok(Some(Current { st, bytes }))
+}
+
+/// Up to `MAX_FILE_SIZE` + 1 bytes of `file`, from its start.
+fn read_capped(file: &File) -> std::io::Result<Vec<u8>> {
+    // Room for the whole file and the read that finds its end: one `read` for most files.
+    let size = file.metadata().map_or(0, |m| m.len()).min(MAX_FILE_SIZE);
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn refuse_non_file(st: &libc::stat, shown: &Utf8Path) -> Result<(), String> {
+    match kind_of(st) {
+        None => Ok(()),
+        Some(kind) => Err(format!(
+            "{shown} is {kind}, not a regular file; it was left unchanged"
+        )),
+    }
+}
+
+/// What a non-regular file is, in words; `None` for a regular file.
+fn kind_of(st: &libc::stat) -> Option<&'static str> {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => None,
+        libc::S_IFDIR => Some("a folder"),
+        libc::S_IFIFO => Some("a FIFO (named pipe)"),
+        libc::S_IFSOCK => Some("a socket"),
+        libc::S_IFCHR => Some("a character device"),
+        libc::S_IFBLK => Some("a block device"),
+        libc::S_IFLNK => Some("a symlink"),
+        _ => Some("not a file"),
+    }
+}
+
+/// Replacing the file by a rename gives it a new inode. That is invisible for a plain file
+/// whose new inode gets the old one's mode and owner, and not otherwise.
+fn refuse_unsafe_edit(st: &libc::stat, shown: &Utf8Path) -> Result<(), String> {
+    if st.st_nlink > 1 {
+        return Err(format!(
+            "{shown} has {} hard links (other names for the same file); a new version would \
+             reach only this name while the others kept the old settings, so it was left \
+             unchanged. Make the other names symlinks to it, then run this again.",
+            st.st_nlink
+        ));
+    }
+    if st.st_mode & 0o200 == 0 {
+        return Err(format!(
+            "{shown} is read-only (mode {:04o}: not even its owner may write it), so it was \
+             left unchanged. To allow the edit: chmod u+w {shown}",
+            st.st_mode & 0o7777
+        ));
+    }
+    let me = sys::euid();
+    if me != 0 && st.st_uid != me {
+        return Err(format!(
+            "{shown} belongs to user {}, and this runs as user {me}: the new version could not \
+             keep its owner, so it was left unchanged. Run this as that user or as root.",
+            st.st_uid
+        ));
+    }
+    Ok(())
+}
+
+fn parse_json(bytes: &[u8], shown: &Utf8Path) -> Result<Value, String> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| format!("{shown} is not valid JSON ({e}); it was left unchanged"))
+}
+
+/// Copies the original to `FILE.startup-hygiene.bak` unless a copy is there already.
+fn save_backup(
+    dir: BorrowedFd,
+    names: &Names,
+    current: &Current,
+    path: &Utf8Path,
+    shown: &Utf8Path,
+) -> Result<Backup, String> {
+    let fail =
+        |e: String| format!("cannot save the original as {path}: {e}; {shown} was left unchanged");
+    match sys::lstat_at(dir, &names.backup) {
+        Ok(_) => return Ok(Backup::Kept(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    write_copy(dir, &names.backup, &current.bytes, Some(&current.st), true).map_err(fail)?;
+    Ok(Backup::Made(path.to_path_buf()))
+}
+
+/// Writes `bytes` to a new file `name` in `dir`, with the mode, owner and group of `like`
+/// (set exactly: the umask does not narrow it), flushed to disk if `durable`. Removed again
+/// on any failure, so a full disk leaves nothing behind.
+fn write_copy(
+    dir: BorrowedFd,
+    name: &CStr,
+    bytes: &[u8],
+    like: Option<&libc::stat>,
+    durable: bool,
+) -> Result<File, String> {
+    // Until its mode is set, only its owner may read it: settings can hold tokens in "env".
+    // A new settings file gets the usual mode of a new file.
+    let mode = if like.is_some() { 0o600 } else { 0o666 };
+    let fd = sys::create_new_at(dir, name, mode).map_err(|e| e.to_string())?;
+    let file = File::from(fd);
+    let written = (|| {
+        (&file).write_all(bytes).map_err(|e| e.to_string())?;
+        if let Some(st) = like {
+            keep_identity(&file, st)?;
+        }
+        if durable {
+            file.sync_all().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = sys::unlink_at(dir, name);
+            Err(e)
         }
     }
-    replace(&target, &dir, text.as_bytes(), mode)
-        .map_err(|e| format!("cannot write {file}: {e}"))?;
-    Ok(Change::Written {
-        created: original.is_none(),
-        backup,
-        earlier_backup,
-    })
+}
+
+/// Gives `file` the owner, group and mode of `st`. The owner first: a change of owner
+/// clears set-user-ID bits, which the mode then restores.
+fn keep_identity(file: &File, st: &libc::stat) -> Result<(), String> {
+    let mine = sys::fstat(file.as_fd()).map_err(|e| e.to_string())?;
+    let uid = (mine.st_uid != st.st_uid).then_some(st.st_uid);
+    let gid = (mine.st_gid != st.st_gid).then_some(st.st_gid);
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::fchown(file, uid, gid).map_err(|e| {
+            format!(
+                "cannot give the new version the original's owner {} and group {} ({e})",
+                st.st_uid, st.st_gid
+            )
+        })?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(st.st_mode & 0o7777))
+        .map_err(|e| format!("cannot give the new version the original's mode ({e})"))
 }
 
 /// The compact text of `v`, for comparisons in which key order counts (`Value`'s `==` does
 /// not look at it).
 fn text_of(v: &Value) -> String {
     v.to_string()
-}
-
-fn write_new(path: &Utf8Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Writes `bytes` to a temporary file in `dir`, then renames it over `target`.
-fn replace(target: &Utf8Path, dir: &Utf8Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let name = target.file_name().unwrap_or("settings.json");
-    let tmp = dir.join(format!(
-        ".{name}.startup-hygiene-{}.tmp",
-        std::process::id()
-    ));
-    let result = write_new(&tmp, bytes, mode).and_then(|()| std::fs::rename(&tmp, target));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    } else if let Ok(d) = std::fs::File::open(dir) {
-        // The rename itself reaches the disk with the folder.
-        let _ = d.sync_all();
-    }
-    result
 }
 
 #[cfg(test)]

@@ -11,3 +11,4 @@ mod orphans;
 mod properties;
 mod reaper;
 mod security;
+mod settings;
