@@ -178,7 +178,7 @@ pub fn main(req: &Request) -> ExitCode {
                 written => format!(
                     "registered `{}` as a {EVENT} hook in {file}{}",
                     entry.command,
-                    written.note()
+                    written.note(file)
                 ),
             })
         }),
@@ -188,7 +188,7 @@ pub fn main(req: &Request) -> ExitCode {
             }
             written => format!(
                 "removed the {EVENT} hook of startup-hygiene from {file}{}",
-                written.note()
+                written.note(file)
             ),
         }),
     };
@@ -384,12 +384,15 @@ pub enum Backup {
     None,
     /// Made now.
     Made(Utf8PathBuf),
-    /// A copy was already there: the original from before the first change.
+    /// A whole copy (valid JSON) was already there: the original from before the first change.
     Kept(Utf8PathBuf),
+    /// The copy there was not valid JSON (cut short, say by a full disk): replaced by a copy of
+    /// the file as it was before this edit.
+    Replaced(Utf8PathBuf),
 }
 
 impl Change {
-    fn note(&self) -> String {
+    fn note(&self, file: &Utf8Path) -> String {
         let Change::Written { was, backup } = self else {
             return String::new();
         };
@@ -398,6 +401,10 @@ impl Change {
             (Backup::Kept(b), _) => {
                 format!(" (the original from before the first change is in {b})")
             }
+            (Backup::Replaced(b), _) => format!(
+                " ({b} was not valid JSON, a copy cut short, so it now holds {file} as it was \
+                 before this change)"
+            ),
             (Backup::None, Was::Missing) => " (new file)".into(),
             (Backup::None, Was::Settings) => String::new(),
         }
@@ -413,6 +420,8 @@ struct Names {
     /// The new version, written here and then renamed over `file`.
     tmp: CString,
     backup: CString,
+    /// The backup, written here and then given the name `backup`.
+    backup_tmp: CString,
 }
 
 impl Names {
@@ -423,11 +432,12 @@ impl Names {
             file: c(name.to_string())?,
             tmp: c(format!(".{name}{TMP_INFIX}{pid}.tmp"))?,
             backup: c(format!("{name}{BACKUP_SUFFIX}"))?,
+            backup_tmp: c(format!(".{name}{TMP_INFIX}{pid}.bak.tmp"))?,
         })
     }
 }
 
-/// Temporary copies are named `.<file>.startup-hygiene-<pid>.tmp`.
+/// Temporary copies are named `.<file>.startup-hygiene-<pid>[.bak].tmp`.
 const TMP_INFIX: &str = ".startup-hygiene-";
 
 /// The settings file as read: its status and its bytes.
@@ -600,7 +610,10 @@ fn parse_json(bytes: &[u8], shown: &Utf8Path) -> Result<Value, String> {
         .map_err(|e| format!("{shown} is not valid JSON ({e}); it was left unchanged"))
 }
 
-/// Copies the original to `FILE.startup-hygiene.bak` unless a copy is there already.
+/// Copies the original to `FILE.startup-hygiene.bak` unless a whole copy is there already.
+/// The copy is written under a temporary name, flushed, and only then given its name, so a
+/// full disk or a crash never leaves a partial one; a concurrent run that gave it the name
+/// first made a whole one too.
 fn save_backup(
     dir: BorrowedFd,
     names: &Names,
@@ -610,13 +623,61 @@ fn save_backup(
 ) -> Result<Backup, String> {
     let fail =
         |e: String| format!("cannot save the original as {path}: {e}; {shown} was left unchanged");
-    match sys::lstat_at(dir, &names.backup) {
-        Ok(_) => return Ok(Backup::Kept(path.to_path_buf())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let existing = match sys::lstat_at(dir, &names.backup) {
+        Ok(st) => Some(st),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(fail(e.to_string())),
+    };
+    if let Some(st) = &existing {
+        if let Some(kind) = kind_of(st) {
+            return Err(fail(format!(
+                "it is {kind}, not a copy of the settings; move it away"
+            )));
+        }
+        if is_whole_copy(dir, &names.backup).map_err(|e| fail(e.to_string()))? {
+            return Ok(Backup::Kept(path.to_path_buf()));
+        }
     }
-    write_copy(dir, &names.backup, &current.bytes, Some(&current.st), true).map_err(fail)?;
-    Ok(Backup::Made(path.to_path_buf()))
+    write_copy(
+        dir,
+        &names.backup_tmp,
+        &current.bytes,
+        Some(&current.st),
+        true,
+    )
+    .map_err(fail)?;
+    let placed = if existing.is_some() {
+        sys::rename_in(dir, &names.backup_tmp, &names.backup, 0)
+    } else {
+        put_new(dir, &names.backup_tmp, &names.backup)
+    };
+    match placed {
+        Ok(()) => Ok(if existing.is_some() {
+            Backup::Replaced(path.to_path_buf())
+        } else {
+            Backup::Made(path.to_path_buf())
+        }),
+        Err(e) => {
+            let _ = sys::unlink_at(dir, &names.backup_tmp);
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                // Another run made it meanwhile, the same way.
+                Ok(Backup::Kept(path.to_path_buf()))
+            } else {
+                Err(fail(e.to_string()))
+            }
+        }
+    }
+}
+
+/// A backup is trusted only when it is JSON this program reads (a copy it made always is): a
+/// copy cut short is not.
+fn is_whole_copy(dir: BorrowedFd, name: &CStr) -> std::io::Result<bool> {
+    let fd = sys::open_read_at(Some(dir), name, true)?;
+    if kind_of(&sys::fstat(fd.as_fd())?).is_some() {
+        return Ok(false);
+    }
+    let bytes = read_capped(&File::from(fd))?;
+    Ok(bytes.len() as u64 <= MAX_FILE_SIZE && parse_json(&bytes, Utf8Path::new("")).is_ok())
 }
 
 /// Writes `bytes` to a new file `name` in `dir`, with the mode, owner and group of `like`
@@ -632,7 +693,15 @@ fn write_copy(
     // Until its mode is set, only its owner may read it: settings can hold tokens in "env".
     // A new settings file gets the usual mode of a new file.
     let mode = if like.is_some() { 0o600 } else { 0o666 };
-    let fd = sys::create_new_at(dir, name, mode).map_err(|e| e.to_string())?;
+    let fd = match sys::create_new_at(dir, name, mode) {
+        // Left by a run with the same PID that was killed (without the lock, not swept).
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let _ = sys::unlink_at(dir, name);
+            sys::create_new_at(dir, name, mode)
+        }
+        r => r,
+    }
+    .map_err(|e| e.to_string())?;
     let file = File::from(fd);
     let written = (|| {
         (&file).write_all(bytes).map_err(|e| e.to_string())?;
@@ -669,6 +738,25 @@ fn keep_identity(file: &File, st: &libc::stat) -> Result<(), String> {
     }
     file.set_permissions(std::fs::Permissions::from_mode(st.st_mode & 0o7777))
         .map_err(|e| format!("cannot give the new version the original's mode ({e})"))
+}
+
+/// Gives the file `from` the name `to` only if nothing has that name, atomically.
+fn put_new(dir: BorrowedFd, from: &CStr, to: &CStr) -> std::io::Result<()> {
+    match sys::rename_in(dir, from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if unsupported(&e) => {
+            sys::link_in(dir, from, to)?;
+            sys::unlink_at(dir, from)
+        }
+        r => r,
+    }
+}
+
+/// A file system that does not offer a `renameat2` flag (or a kernel without it).
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
 }
 
 /// The compact text of `v`, for comparisons in which key order counts (`Value`'s `==` does

@@ -4,16 +4,31 @@
 //! deep, empty files, and a mount that never answers. Every test runs the built binary on
 //! real files in a temporary folder.
 
+use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
 const PROGRAM: &str = "/opt/sh/bin/startup-hygiene";
+
+/// Settings with enough in them that a copy takes several pages (a backup cut short by a
+/// full disk is then a prefix of it, not nothing).
+fn big_settings() -> String {
+    let allow: Vec<String> = (0..1000).map(|i| format!("Bash(tool-{i:04}:*)")).collect();
+    let mut text = serde_json::to_string_pretty(&json!({
+        "model": "opus",
+        "permissions": {"allow": allow},
+        "env": {"ZED": "1", "ALPHA": "2"}
+    }))
+    .unwrap();
+    text.push('\n');
+    text
+}
 
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
@@ -114,6 +129,274 @@ fn settings_dir(env: &TestEnv) -> PathBuf {
     let d = env.root.join("cfg");
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Backups
+
+/// As root, on a tmpfs of 256 KiB in a private mount namespace: the disk fills up while the
+/// backup is written. The run fails and leaves no partial backup (nor any other file); once
+/// there is room, the next run makes a whole one. A full disk while the new settings are
+/// written leaves the settings as they were and nothing beside them.
+#[test]
+fn a_full_disk_leaves_no_partial_backup() {
+    if !is_root() {
+        skip("mounting a tmpfs needs root");
+        return;
+    }
+    let env = TestEnv::new();
+    let disk = env.root.join("disk");
+    let out = env.root.join("out");
+    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let original = big_settings();
+    assert!(original.len() > 5 * 4096, "{}", original.len());
+    std::fs::write(out.join("original.json"), &original).unwrap();
+    // Filling all but two pages: a copy of the settings starts and runs out of room.
+    let script = r#"
+        mount -t tmpfs -o size=256k tmpfs "$D" || exit 90
+        cp "$OUT/original.json" "$D/settings.json"
+        fill() {
+            free=$(( $(stat -f -c '%a' "$D") - $1 ))
+            dd if=/dev/zero of="$D/filler" bs=4096 count=$free 2>/dev/null
+        }
+        edit() {
+            step=$1
+            shift
+            "$BIN" settings "$@" --file "$D/settings.json" >"$OUT/$step.out" 2>"$OUT/$step.err"
+            echo $? >"$OUT/$step.code"
+            ls -A "$D" >"$OUT/$step.ls"
+        }
+        fill 2
+        edit full add --program /opt/sh/bin/startup-hygiene
+        rm "$D/filler"
+        mkdir "$OUT/full" && cp -a "$D/." "$OUT/full/"
+        edit room add --program /opt/sh/bin/startup-hygiene
+        mkdir "$OUT/room" && cp -a "$D/." "$OUT/room/"
+        fill 0
+        edit full-again remove
+        rm "$D/filler"
+        mkdir "$OUT/full-again" && cp -a "$D/." "$OUT/full-again/"
+        echo done
+    "#;
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd, &env.home);
+    let output = cmd
+        .args(["--mount", "sh", "-c", script])
+        .env("D", &disk)
+        .env("BIN", bin())
+        .env("OUT", &out)
+        .output()
+        .unwrap();
+    if output.status.code() == Some(90) {
+        skip(&format!(
+            "cannot mount a tmpfs here: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+        return;
+    }
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("done"),
+        "{output:?}"
+    );
+    let text = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let code = |step: &str| text(&format!("{step}.code")).trim().to_string();
+
+    // Full disk while backing up: exit 1, the reason named, nothing but the two files.
+    assert_eq!(code("full"), "1", "{}", text("full.out"));
+    assert!(
+        text("full.err").contains("No space left"),
+        "{}",
+        text("full.err")
+    );
+    assert_eq!(text("full.ls"), "filler\nsettings.json\n");
+    assert_eq!(text("full/settings.json"), original);
+
+    // With room again: a whole backup, the edit made.
+    assert_eq!(code("room"), "0", "{}", text("room.err"));
+    assert_eq!(
+        text("room.ls"),
+        "settings.json\nsettings.json.startup-hygiene.bak\n"
+    );
+    assert_eq!(text("room/settings.json.startup-hygiene.bak"), original);
+    assert_eq!(ours(&read_json(&out.join("room/settings.json"))).len(), 1);
+
+    // Full disk while writing the new settings: they stay as they were, nothing beside them.
+    assert_eq!(code("full-again"), "1", "{}", text("full-again.out"));
+    assert!(
+        text("full-again.err").contains("No space left"),
+        "{}",
+        text("full-again.err")
+    );
+    assert_eq!(
+        text("full-again.ls"),
+        "filler\nsettings.json\nsettings.json.startup-hygiene.bak\n"
+    );
+    assert_eq!(text("full-again/settings.json"), text("room/settings.json"));
+    assert_eq!(
+        text("full-again/settings.json.startup-hygiene.bak"),
+        original
+    );
+}
+
+/// A backup that is not valid JSON (cut short by an earlier full disk, or empty) is not
+/// "the original from before the first change": it is replaced by a copy of the file as it
+/// is now, and the message says so. A backup that is valid JSON is kept.
+#[test]
+fn a_backup_that_is_not_json_is_replaced() {
+    let env = TestEnv::new();
+    let dir = settings_dir(&env);
+    let file = dir.join("settings.json");
+    let original = big_settings();
+    for cut in [
+        original[..4096].to_string(),
+        String::new(),
+        "{\"model\": \"opus\",".to_string(),
+    ] {
+        std::fs::write(&file, &original).unwrap();
+        std::fs::write(backup_of(&file), &cut).unwrap();
+        let run = run(add(&env, &file));
+        assert_ok(&run);
+        assert!(
+            run.stdout().contains("was not valid JSON"),
+            "a backup of {} bytes: {}",
+            cut.len(),
+            run.stdout()
+        );
+        assert_eq!(std::fs::read_to_string(backup_of(&file)).unwrap(), original);
+        assert_eq!(ours(&read_json(&file)).len(), 1);
+        assert_eq!(
+            names_in(&dir),
+            ["settings.json", "settings.json.startup-hygiene.bak"]
+        );
+    }
+
+    // A whole backup stays what it is.
+    std::fs::write(&file, "{\"model\": \"sonnet\"}\n").unwrap();
+    std::fs::write(backup_of(&file), "{\"model\": \"haiku\"}\n").unwrap();
+    let run = run(add(&env, &file));
+    assert_ok(&run);
+    assert!(
+        run.stdout()
+            .contains("the original from before the first change"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        std::fs::read_to_string(backup_of(&file)).unwrap(),
+        "{\"model\": \"haiku\"}\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Other writers at the same time
+
+/// A folder on a tmpfs when the machine has one at /dev/shm (else in the temporary folder),
+/// removed on drop. Without fsync times to wait for, concurrent runs overlap the most.
+struct FastDir(PathBuf);
+
+impl FastDir {
+    fn new(env: &TestEnv) -> FastDir {
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm
+        } else {
+            env.root.as_path()
+        };
+        let d = base.join(unique("startup-hygiene-settings"));
+        std::fs::create_dir_all(&d).unwrap();
+        FastDir(d)
+    }
+}
+
+impl Drop for FastDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Eight `settings add` runs started together on a file without a backup, 100 times: each
+/// run exits 0, and there is one backup, the original.
+#[test]
+fn concurrent_runs_never_fail_over_the_backup_name() {
+    const ROUNDS: usize = 100;
+    const RUNS: usize = 8;
+    let env = TestEnv::new();
+    let dir = FastDir::new(&env);
+    let file = dir.0.join("settings.json");
+    let gate = dir.0.join("gate");
+    let original = "{\"model\": \"opus\"}\n";
+    let mut failed_rounds = 0;
+    let mut failures = Vec::new();
+    for round in 0..ROUNDS {
+        std::fs::write(&file, original).unwrap();
+        let _ = std::fs::remove_file(backup_of(&file));
+        // Each shell waits in `read` on a FIFO that the test holds open (so opening it does
+        // not block) until the test writes one line per shell: they start together.
+        let _ = std::fs::remove_file(&gate);
+        assert!(
+            Command::new("mkfifo")
+                .arg(&gate)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut hold = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&gate)
+            .unwrap();
+        let children: Vec<std::process::Child> = (0..RUNS)
+            .map(|i| {
+                let mut cmd = Command::new("sh");
+                clean_env(&mut cmd, &env.home);
+                cmd.args([
+                    "-c",
+                    "read _ <\"$1\" && exec \"$2\" settings add --file \"$3\" --timeout \"$4\" \
+                     --program /opt/sh/bin/startup-hygiene",
+                    "sh",
+                ])
+                .arg(&gate)
+                .arg(bin())
+                .arg(&file)
+                .arg((5 + i % 2).to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+                cmd.spawn().unwrap()
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        hold.write_all(&[b'\n'; RUNS]).unwrap();
+        let before = failures.len();
+        for child in children {
+            let out = Run(child.wait_with_output().unwrap());
+            if out.code() != 0 {
+                failures.push(format!("round {round}: {}", out.stderr().trim()));
+            }
+        }
+        if failures.len() > before {
+            failed_rounds += 1;
+        }
+        assert_eq!(
+            std::fs::read_to_string(backup_of(&file)).unwrap(),
+            original,
+            "round {round}"
+        );
+        assert_eq!(ours(&read_json(&file)).len(), 1, "round {round}");
+        assert_eq!(
+            names_in(&dir.0),
+            ["gate", "settings.json", "settings.json.startup-hygiene.bak"],
+            "round {round}"
+        );
+    }
+    eprintln!(
+        "{failed_rounds} of {ROUNDS} rounds of {RUNS} runs started together had a run that \
+         failed; {} of {} runs failed",
+        failures.len(),
+        ROUNDS * RUNS
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 // ---------------------------------------------------------------------------------------
