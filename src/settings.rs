@@ -12,7 +12,8 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt as _, PermissionsExt};
+use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Map, Value, json};
@@ -367,6 +368,9 @@ pub enum Change {
         /// There was no file: nothing to back up.
         was: Was,
         backup: Backup,
+        /// How many times another program changed the file while it was being edited, each
+        /// time making this program edit the new version again.
+        redone: u32,
     },
 }
 
@@ -393,10 +397,15 @@ pub enum Backup {
 
 impl Change {
     fn note(&self, file: &Utf8Path) -> String {
-        let Change::Written { was, backup } = self else {
+        let Change::Written {
+            was,
+            backup,
+            redone,
+        } = self
+        else {
             return String::new();
         };
-        match (backup, was) {
+        let mut note = match (backup, was) {
             (Backup::Made(b), _) => format!(" (the original is saved as {b})"),
             (Backup::Kept(b), _) => {
                 format!(" (the original from before the first change is in {b})")
@@ -407,12 +416,23 @@ impl Change {
             ),
             (Backup::None, Was::Missing) => " (new file)".into(),
             (Backup::None, Was::Settings) => String::new(),
+        };
+        if *redone > 0 {
+            note.push_str(&format!(
+                "; another program changed it meanwhile, so it was edited again on top of that \
+                 change ({redone} time{})",
+                if *redone == 1 { "" } else { "s" }
+            ));
         }
+        note
     }
 }
 
 /// A settings file or backup larger than this is not one Claude Code writes; it is not read.
 pub const MAX_FILE_SIZE: u64 = 16 << 20;
+/// How long read → edit → replace is tried again while another program keeps rewriting the
+/// file.
+const RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// The settings file's folder and the names used in it.
 struct Names {
@@ -440,8 +460,10 @@ impl Names {
 /// Temporary copies are named `.<file>.startup-hygiene-<pid>[.bak].tmp`.
 const TMP_INFIX: &str = ".startup-hygiene-";
 
-/// The settings file as read: its status and its bytes.
+/// The settings file as read: the open file (so that its inode cannot be reused while the
+/// run compares against it), its status, and its bytes.
 struct Current {
+    file: File,
     st: libc::stat,
     bytes: Vec<u8>,
 }
@@ -450,9 +472,14 @@ struct Current {
 /// the result back if it differs. Invalid JSON, settings of a shape the edit cannot work on,
 /// and files that cannot be replaced without changing what they are (not a regular file,
 /// hard-linked, read-only, another user's) are left untouched.
+///
+/// Runs of this program take turns through a lock on the folder. Other programs (Claude
+/// Code) do not take it, so the file is compared with what was read just before the rename,
+/// and swapped in atomically so that a version another program renamed in at that moment is
+/// seen and put back; then the edit is made again on that version.
 pub fn edit_file<T>(
     file: &Utf8Path,
-    edit: impl FnOnce(&mut Value) -> Result<T, String>,
+    mut edit: impl FnMut(&mut Value) -> Result<T, String>,
 ) -> Result<Change, String> {
     let target = resolve(file)?;
     let dir_path = match target.parent() {
@@ -468,39 +495,83 @@ pub fn edit_file<T>(
         .and_then(|d| sys::open_dir_at(None, &d, false))
         .map(File::from)
         .map_err(|e| format!("cannot open the folder {dir_path}: {e}"))?;
-    let current = read_current(dir.as_fd(), &names.file, file)?;
-    let (mut value, was) = match &current {
-        None => (Value::Object(Map::new()), Was::Missing),
-        Some(c) => (parse_json(&c.bytes, file)?, Was::Settings),
-    };
-    let before = text_of(&value);
-    edit(&mut value).map_err(|e| format!("{file}: {e}; it was left unchanged"))?;
-    if was != Was::Missing && text_of(&value) == before {
-        return Ok(Change::Unchanged);
-    }
-    let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-    text.push('\n');
-
+    // A file system without flock (some network ones) leaves runs of this program to the
+    // same checks as other writers.
+    let _ = sys::flock(dir.as_fd(), libc::LOCK_EX);
     let backup_path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
-    let backup = match &current {
-        Some(c) => save_backup(dir.as_fd(), &names, c, &backup_path, file)?,
-        None => Backup::None,
-    };
-    write_copy(
-        dir.as_fd(),
-        &names.tmp,
-        text.as_bytes(),
-        current.as_ref().map(|c| &c.st),
-        true,
-    )
-    .map_err(|e| format!("cannot write {file}: {e}; it was left unchanged"))?;
-    if let Err(e) = sys::rename_in(dir.as_fd(), &names.tmp, &names.file, 0) {
-        let _ = sys::unlink_at(dir.as_fd(), &names.tmp);
-        return Err(format!("cannot write {file}: {e}; it was left unchanged"));
+    let mut backup = None;
+    let (mut redone, mut unreadable) = (0, 0);
+    let started = Instant::now();
+    while redone == 0 || started.elapsed() < RETRY_FOR {
+        if redone > 1 {
+            // Out of step with a writer that keeps rewriting the file.
+            std::thread::sleep(Duration::from_millis(u64::from(redone.min(10))));
+        }
+        let current = read_current(dir.as_fd(), &names.file, file)?;
+        let (mut value, was) = match &current {
+            None => (Value::Object(Map::new()), Was::Missing),
+            Some(c) => match parse_json(&c.bytes, file) {
+                Ok(v) => (v, Was::Settings),
+                // Changed since a first read that parsed: another program may be halfway
+                // through writing it in place. It gets a few chances to finish.
+                Err(_) if redone > 0 && unreadable < 5 => {
+                    unreadable += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let before = text_of(&value);
+        edit(&mut value).map_err(|e| format!("{file}: {e}; it was left unchanged"))?;
+        if was != Was::Missing && text_of(&value) == before {
+            return Ok(Change::Unchanged);
+        }
+        let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        text.push('\n');
+
+        if let (Some(c), None, Was::Settings) = (&current, &backup, was) {
+            backup = Some(save_backup(dir.as_fd(), &names, c, &backup_path, file)?);
+        }
+        // Under contention the file is written again right away: the shorter the time from
+        // reading to the rename, the likelier no one writes in between. Those versions reach
+        // the disk after the rename.
+        let durable = redone == 0;
+        let new = write_copy(
+            dir.as_fd(),
+            &names.tmp,
+            text.as_bytes(),
+            current.as_ref().map(|c| &c.st),
+            durable,
+        )
+        .map_err(|e| format!("cannot write {file}: {e}; it was left unchanged"))?;
+        let outcome = match &current {
+            Some(c) => replace_checked(dir.as_fd(), &names, c, file),
+            None => create(dir.as_fd(), &names, file),
+        }?;
+        match outcome {
+            Outcome::Conflict => {
+                redone += 1;
+            }
+            Outcome::Done => {
+                if !durable {
+                    let _ = new.sync_all();
+                }
+                // The rename itself reaches the disk with the folder.
+                let _ = dir.sync_all();
+                return Ok(Change::Written {
+                    was,
+                    backup: backup.unwrap_or(Backup::None),
+                    redone,
+                });
+            }
+        }
     }
-    // The rename itself reaches the disk with the folder.
-    let _ = dir.sync_all();
-    Ok(Change::Written { was, backup })
+    Err(format!(
+        "{file} kept changing while startup-hygiene edited it ({redone} tries in {} s): \
+         another program keeps rewriting it; it was left as that program wrote it. Try again.",
+        RETRY_FOR.as_secs()
+    ))
 }
 
 /// Settings files are often symlinks into a dotfiles repository: the file edited is where
@@ -541,7 +612,7 @@ fn read_current(dir: BorrowedFd, name: &CStr, shown: &Utf8Path) -> Result<Option
             MAX_FILE_SIZE >> 20
         ));
     }
-    Ok(Some(Current { st, bytes }))
+    Ok(Some(Current { file, st, bytes }))
 }
 
 /// Up to `MAX_FILE_SIZE` + 1 bytes of `file`, from its start.
@@ -660,7 +731,7 @@ fn save_backup(
         Err(e) => {
             let _ = sys::unlink_at(dir, &names.backup_tmp);
             if e.raw_os_error() == Some(libc::EEXIST) {
-                // Another run made it meanwhile, the same way.
+                // Another run (one without the lock) made it meanwhile, the same way.
                 Ok(Backup::Kept(path.to_path_buf()))
             } else {
                 Err(fail(e.to_string()))
@@ -738,6 +809,102 @@ fn keep_identity(file: &File, st: &libc::stat) -> Result<(), String> {
     }
     file.set_permissions(std::fs::Permissions::from_mode(st.st_mode & 0o7777))
         .map_err(|e| format!("cannot give the new version the original's mode ({e})"))
+}
+
+enum Outcome {
+    Done,
+    /// Another program changed the file since it was read: read it again.
+    Conflict,
+}
+
+/// Puts the new version (`names.tmp`) in place of the file read as `current`, unless the file
+/// has changed since.
+fn replace_checked(
+    dir: BorrowedFd,
+    names: &Names,
+    current: &Current,
+    shown: &Utf8Path,
+) -> Result<Outcome, String> {
+    let discard = || {
+        let _ = sys::unlink_at(dir, &names.tmp);
+    };
+    // The last look, as close to the rename as it can be: the content first (the slower
+    // part), then whether the name still leads to that inode.
+    if !has_bytes(&current.file, &current.bytes) || !is_same_file(dir, &names.file, current) {
+        discard();
+        return Ok(Outcome::Conflict);
+    }
+    match sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE) {
+        // The temporary name now holds what was replaced: the file that was read, unless
+        // another program renamed its version in (or wrote the file in place) since the last
+        // look. Then that version goes back at once, to be edited again.
+        Ok(()) => {
+            let replaced_what_was_read =
+                is_same_file(dir, &names.tmp, current) && has_bytes(&current.file, &current.bytes);
+            if replaced_what_was_read {
+                discard();
+                return Ok(Outcome::Done);
+            }
+            let back = sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE);
+            discard();
+            back.map_err(|e| format!("cannot write {shown}: {e}"))?;
+            Ok(Outcome::Conflict)
+        }
+        Err(e) if unsupported(&e) => match sys::rename_in(dir, &names.tmp, &names.file, 0) {
+            Ok(()) => Ok(Outcome::Done),
+            Err(e) => {
+                discard();
+                Err(format!("cannot write {shown}: {e}; it was left unchanged"))
+            }
+        },
+        Err(e) => {
+            discard();
+            Err(format!("cannot write {shown}: {e}; it was left unchanged"))
+        }
+    }
+}
+
+/// Puts the new version in place where there was no file, unless one has appeared since.
+fn create(dir: BorrowedFd, names: &Names, shown: &Utf8Path) -> Result<Outcome, String> {
+    match put_new(dir, &names.tmp, &names.file) {
+        Ok(()) => Ok(Outcome::Done),
+        Err(e) => {
+            let _ = sys::unlink_at(dir, &names.tmp);
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                Ok(Outcome::Conflict)
+            } else {
+                Err(format!("cannot write {shown}: {e}"))
+            }
+        }
+    }
+}
+
+/// Whether `name` in `dir` is the inode read as `current`, of the same size and modification
+/// time. A writer that renames its version in makes a new inode; one that writes in place
+/// may leave the time as it was, which `has_bytes` catches.
+fn is_same_file(dir: BorrowedFd, name: &CStr, current: &Current) -> bool {
+    sys::lstat_at(dir, name).is_ok_and(|st| {
+        st.st_dev == current.st.st_dev
+            && st.st_ino == current.st.st_ino
+            && st.st_size == current.st.st_size
+            && st.st_mtime == current.st.st_mtime
+            && st.st_mtime_nsec == current.st.st_mtime_nsec
+    })
+}
+
+/// Whether `file` (read from its start) holds exactly `expected`.
+fn has_bytes(file: &File, expected: &[u8]) -> bool {
+    let mut buf = vec![0u8; expected.len() + 1];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    &buf[..len] == expected
 }
 
 /// Gives the file `from` the name `to` only if nothing has that name, atomically.
