@@ -365,7 +365,7 @@ pub enum Change {
     Unchanged,
     /// The file was written.
     Written {
-        /// There was no file: nothing to back up.
+        /// There was no file, or an empty one: nothing to back up.
         was: Was,
         backup: Backup,
         /// How many times another program changed the file while it was being edited, each
@@ -378,13 +378,15 @@ pub enum Change {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Was {
     Missing,
+    /// Empty or only whitespace: read as `{}`.
+    Blank,
     Settings,
 }
 
 /// The copy of the original next to the settings file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backup {
-    /// Nothing to copy (`Was::Missing`).
+    /// Nothing to copy (`Was::Missing` or `Was::Blank`).
     None,
     /// Made now.
     Made(Utf8PathBuf),
@@ -415,6 +417,7 @@ impl Change {
                  before this change)"
             ),
             (Backup::None, Was::Missing) => " (new file)".into(),
+            (Backup::None, Was::Blank) => " (it was empty)".into(),
             (Backup::None, Was::Settings) => String::new(),
         };
         if *redone > 0 {
@@ -430,6 +433,8 @@ impl Change {
 
 /// A settings file or backup larger than this is not one Claude Code writes; it is not read.
 pub const MAX_FILE_SIZE: u64 = 16 << 20;
+/// The deepest nesting of lists and objects serde_json reads (its recursion limit).
+pub const MAX_DEPTH: usize = 127;
 /// How long read → edit → replace is tried again while another program keeps rewriting the
 /// file.
 const RETRY_FOR: Duration = Duration::from_secs(5);
@@ -468,10 +473,10 @@ struct Current {
     bytes: Vec<u8>,
 }
 
-/// Applies `edit` to the JSON in `file` (an empty object when the file is missing) and writes
-/// the result back if it differs. Invalid JSON, settings of a shape the edit cannot work on,
-/// and files that cannot be replaced without changing what they are (not a regular file,
-/// hard-linked, read-only, another user's) are left untouched.
+/// Applies `edit` to the JSON in `file` (an empty object when the file is missing, empty or
+/// only whitespace) and writes the result back if it differs. Invalid JSON, settings of a
+/// shape the edit cannot work on, and files that cannot be replaced without changing what
+/// they are (not a regular file, hard-linked, read-only, another user's) are left untouched.
 ///
 /// Runs of this program take turns through a lock on the folder. Other programs (Claude
 /// Code) do not take it, so the file is compared with what was read just before the rename,
@@ -510,6 +515,7 @@ pub fn edit_file<T>(
         let current = read_current(dir.as_fd(), &names.file, file)?;
         let (mut value, was) = match &current {
             None => (Value::Object(Map::new()), Was::Missing),
+            Some(c) if is_blank(&c.bytes) => (Value::Object(Map::new()), Was::Blank),
             Some(c) => match parse_json(&c.bytes, file) {
                 Ok(v) => (v, Was::Settings),
                 // Changed since a first read that parsed: another program may be halfway
@@ -676,9 +682,55 @@ fn refuse_unsafe_edit(st: &libc::stat, shown: &Utf8Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Empty or only JSON whitespace.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 fn parse_json(bytes: &[u8], shown: &Utf8Path) -> Result<Value, String> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| format!("{shown} is not valid JSON ({e}); it was left unchanged"))
+    serde_json::from_slice::<Value>(bytes).map_err(|e| {
+        // serde_json stops at 128 levels, everything before that point being valid JSON. Its
+        // message is the only sign of it (no error category says so); a unit test pins it.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            format!(
+                "{shown} nests lists and objects {} levels deep (at line {}, column {}), \
+                 more than the {MAX_DEPTH} that startup-hygiene reads; it was left unchanged",
+                nesting(bytes).max(MAX_DEPTH + 1),
+                e.line(),
+                e.column()
+            )
+        } else {
+            format!("{shown} is not valid JSON ({e}); it was left unchanged")
+        }
+    })
+}
+
+/// How deeply lists and objects nest in `bytes` (brackets inside strings do not count).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Copies the original to `FILE.startup-hygiene.bak` unless a whole copy is there already.
@@ -1128,6 +1180,40 @@ mod tests {
         add(&mut v, &entry("/b/startup-hygiene")).unwrap();
         assert_eq!(v["hooks"]["SessionStart"][0], json!("?"));
         assert_eq!(v["hooks"]["SessionStart"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn nesting_counts_lists_and_objects_outside_strings() {
+        assert_eq!(nesting(b"{}"), 1);
+        assert_eq!(nesting(br#"{"a": [1, {"b": []}], "c": {}}"#), 4);
+        assert_eq!(nesting(br#"{"a": "[[[{{{", "b": "\"[["}"#), 1);
+        assert_eq!(nesting(b"1"), 0);
+        assert_eq!(nesting(b"]]]}"), 0);
+    }
+
+    #[test]
+    fn blank_is_json_whitespace_only() {
+        for blank in [&b""[..], b" ", b"\n\r\t  \n"] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for not in [&b"{}"[..], b"\x0c", b" x", b"\xc2\xa0"] {
+            assert!(!is_blank(not), "{not:?}");
+        }
+    }
+
+    /// serde_json says "recursion limit exceeded" at 128 levels and no error category tells
+    /// that case apart: if a new version words it otherwise, this fails, not the message.
+    #[test]
+    fn too_deep_is_told_apart_from_invalid() {
+        let doc = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(parse_json(doc(MAX_DEPTH).as_bytes(), "f".into()).is_ok());
+        let err = parse_json(doc(MAX_DEPTH + 1).as_bytes(), "f".into()).unwrap_err();
+        assert!(err.contains("128 levels deep"), "{err}");
+        assert!(err.contains("more than the 127"), "{err}");
+        let err = parse_json(doc(5000).as_bytes(), "f".into()).unwrap_err();
+        assert!(err.contains("5000 levels deep"), "{err}");
+        let err = parse_json(b"{\"a\": [}", "f".into()).unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
     }
 
     #[test]

@@ -685,3 +685,68 @@ fn a_fifo_or_other_non_file_is_refused_without_blocking() {
         ["fifo.json", "folder.json", "link.json", "socket.json"]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 12. Deep and empty files
+
+/// JSON nested 127 levels deep is edited; 128 levels is refused as too deep to read, not
+/// as "not valid JSON".
+#[test]
+fn json_too_deep_to_read_says_so() {
+    let env = TestEnv::new();
+    let dir = settings_dir(&env);
+    let file = dir.join("settings.json");
+    // The settings object is level 1; "deep" holds levels 2 to `levels`.
+    let nested = |levels: usize| {
+        format!(
+            "{{\"deep\": {}{}}}\n",
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    std::fs::write(&file, nested(127)).unwrap();
+    assert_ok(&run(add(&env, &file)));
+    let v = read_json(&file);
+    assert_eq!(ours(&v).len(), 1);
+
+    std::fs::write(&file, nested(128)).unwrap();
+    let out = run(add(&env, &file));
+    assert_eq!(out.code(), 1, "{}", out.stdout());
+    let err = out.stderr();
+    assert!(
+        err.contains("nests lists and objects 128 levels deep")
+            && err.contains("more than the 127")
+            && err.contains("left unchanged"),
+        "{err}"
+    );
+    assert!(!err.contains("not valid JSON"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), nested(128));
+}
+
+/// An empty or whitespace-only settings file is `{}`: add registers the hook (there is no
+/// original worth a backup), remove has nothing to remove and leaves the file as it is.
+#[test]
+fn an_empty_or_blank_file_is_an_empty_object() {
+    let env = TestEnv::new();
+    let dir = settings_dir(&env);
+    let file = dir.join("settings.json");
+    for blank in ["", "\n", "  \t\r\n\n"] {
+        std::fs::write(&file, blank).unwrap();
+        let out = run(settings(
+            &env,
+            &["remove", "--file", file.to_str().unwrap()],
+        ));
+        assert_ok(&out);
+        assert!(out.stdout().contains("unchanged"), "{}", out.stdout());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), blank);
+
+        let out = run(add(&env, &file));
+        assert_ok(&out);
+        assert_eq!(
+            read_json(&file),
+            json!({"hooks": {"SessionStart": [{"matcher": "", "hooks": [
+                {"type": "command", "command": PROGRAM, "timeout": 5}]}]}})
+        );
+        assert_eq!(names_in(&dir), ["settings.json"], "{blank:?}");
+    }
+}
