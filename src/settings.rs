@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileExt as _, PermissionsExt};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -157,13 +158,17 @@ pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Requ
     })
 }
 
-/// Runs the subcommand: prints what it did, or why it did nothing.
+/// Runs the subcommand: prints what it did, or why it did nothing, within `EDIT_DEADLINE`.
 pub fn main(req: &Request) -> ExitCode {
-    let result = match req {
+    match req {
         Request::Help => {
             let _ = std::io::stdout().write_all(USAGE.as_bytes());
             return ExitCode::Success;
         }
+        Request::Add { file, .. } | Request::Remove { file } => start_watchdog(file),
+    }
+    let result = match req {
+        Request::Help => return ExitCode::Success,
         Request::Add {
             file,
             program,
@@ -193,6 +198,12 @@ pub fn main(req: &Request) -> ExitCode {
             ),
         }),
     };
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        // The watchdog is reporting and will end the process; it must not be cut off.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         // A closed stdout or stderr is no reason to panic: the file holds what it should.
         Ok(msg) => {
@@ -431,13 +442,94 @@ impl Change {
     }
 }
 
+/// How long a `settings` run may take before its watchdog gives up (see `main`).
+pub const EDIT_DEADLINE: Duration = Duration::from_secs(10);
 /// A settings file or backup larger than this is not one Claude Code writes; it is not read.
 pub const MAX_FILE_SIZE: u64 = 16 << 20;
 /// The deepest nesting of lists and objects serde_json reads (its recursion limit).
 pub const MAX_DEPTH: usize = 127;
 /// How long read → edit → replace is tried again while another program keeps rewriting the
-/// file.
+/// file: well inside `EDIT_DEADLINE`, so that giving up is this run's message, not the
+/// watchdog's.
 const RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// What a run is doing, for the watchdog's message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Opening,
+    Locking,
+    Editing,
+    Replacing,
+    Syncing,
+}
+
+static STEP: AtomicU8 = AtomicU8::new(0);
+
+fn at(step: Step) {
+    STEP.store(step as u8, Ordering::SeqCst);
+}
+
+fn current_step() -> Step {
+    match STEP.load(Ordering::SeqCst) {
+        1 => Step::Locking,
+        2 => Step::Editing,
+        3 => Step::Replacing,
+        4 => Step::Syncing,
+        _ => Step::Opening,
+    }
+}
+
+/// Set by whichever of the run and its watchdog reports first; the other stays silent.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the thread that ends the process with a message if the run is not done within
+/// `EDIT_DEADLINE`. A settings file on a network or FUSE mount that stopped answering blocks
+/// a `stat` or `open` in the kernel where only a fatal signal reaches it; exiting the
+/// process is that signal for the blocked thread.
+fn start_watchdog(file: &Utf8Path) {
+    let file = file.to_path_buf();
+    // Without a watchdog the edit still runs, unbounded as it was before; nothing to add.
+    let _ = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            std::thread::sleep(EDIT_DEADLINE);
+            if !REPORTED.swap(true, Ordering::SeqCst) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "startup-hygiene: {}",
+                    gave_up(&file, current_step())
+                );
+                std::process::exit(ExitCode::Failure.into());
+            }
+        });
+}
+
+fn gave_up(file: &Utf8Path, step: Step) -> String {
+    let (doing, state) = match step {
+        Step::Opening => ("opening it", "It was left as it was."),
+        Step::Locking => (
+            "waiting for another `startup-hygiene settings` run in its folder to finish",
+            "It was left as it was.",
+        ),
+        Step::Editing => (
+            "reading it or writing its new version",
+            "It was left as it was (a temporary copy may be left beside it).",
+        ),
+        Step::Replacing => (
+            "putting its new version in place",
+            "It holds either the old or the new settings, whole.",
+        ),
+        Step::Syncing => (
+            "flushing its new version to disk",
+            "It holds the new settings, which may not have reached the disk yet.",
+        ),
+    };
+    format!(
+        "gave up on {file} after {} s while {doing}: is it on a network or FUSE file system \
+         that stopped answering? {state}",
+        EDIT_DEADLINE.as_secs()
+    )
+}
 
 /// The settings file's folder and the names used in it.
 struct Names {
@@ -486,6 +578,7 @@ pub fn edit_file<T>(
     file: &Utf8Path,
     mut edit: impl FnMut(&mut Value) -> Result<T, String>,
 ) -> Result<Change, String> {
+    at(Step::Opening);
     let target = resolve(file)?;
     let dir_path = match target.parent() {
         Some(d) if !d.as_str().is_empty() => d.to_path_buf(),
@@ -500,9 +593,11 @@ pub fn edit_file<T>(
         .and_then(|d| sys::open_dir_at(None, &d, false))
         .map(File::from)
         .map_err(|e| format!("cannot open the folder {dir_path}: {e}"))?;
+    at(Step::Locking);
     // A file system without flock (some network ones) leaves runs of this program to the
     // same checks as other writers.
     let _ = sys::flock(dir.as_fd(), libc::LOCK_EX);
+    at(Step::Editing);
     let backup_path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
     let mut backup = None;
     let (mut redone, mut unreadable) = (0, 0);
@@ -557,9 +652,11 @@ pub fn edit_file<T>(
         }?;
         match outcome {
             Outcome::Conflict => {
+                at(Step::Editing);
                 redone += 1;
             }
             Outcome::Done => {
+                at(Step::Syncing);
                 if !durable {
                     let _ = new.sync_all();
                 }
@@ -886,6 +983,7 @@ fn replace_checked(
         discard();
         return Ok(Outcome::Conflict);
     }
+    at(Step::Replacing);
     match sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE) {
         // The temporary name now holds what was replaced: the file that was read, unless
         // another program renamed its version in (or wrote the file in place) since the last
@@ -918,6 +1016,7 @@ fn replace_checked(
 
 /// Puts the new version in place where there was no file, unless one has appeared since.
 fn create(dir: BorrowedFd, names: &Names, shown: &Utf8Path) -> Result<Outcome, String> {
+    at(Step::Replacing);
     match put_new(dir, &names.tmp, &names.file) {
         Ok(()) => Ok(Outcome::Done),
         Err(e) => {
@@ -1214,6 +1313,26 @@ mod tests {
         assert!(err.contains("5000 levels deep"), "{err}");
         let err = parse_json(b"{\"a\": [}", "f".into()).unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn watchdog_messages_name_the_file_and_what_is_left() {
+        for (step, state) in [
+            (Step::Opening, "left as it was"),
+            (Step::Locking, "left as it was"),
+            (Step::Editing, "left as it was"),
+            (Step::Replacing, "either the old or the new"),
+            (Step::Syncing, "holds the new settings"),
+        ] {
+            at(step);
+            assert_eq!(current_step(), step);
+            let msg = gave_up("/m/settings.json".into(), step);
+            assert!(
+                msg.contains("/m/settings.json") && msg.contains("10 s"),
+                "{msg}"
+            );
+            assert!(msg.contains(state), "{step:?}: {msg}");
+        }
     }
 
     #[test]

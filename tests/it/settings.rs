@@ -750,3 +750,35 @@ fn an_empty_or_blank_file_is_an_empty_object() {
         assert_eq!(names_in(&dir), ["settings.json"], "{blank:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The deadline
+
+/// A settings file on a mount that never answers: `settings add` gives up with a message
+/// naming the file and exits 1, instead of hanging for ever.
+#[test]
+fn a_settings_file_on_a_hung_mount_does_not_hang_the_edit() {
+    if !is_root() {
+        skip("a FUSE mount needs root");
+        return;
+    }
+    let env = TestEnv::new();
+    let mount = match HungMount::new(&env.root.join("hung")) {
+        Ok(m) => m,
+        Err(why) => {
+            skip(&format!("no hung mount here: {why}"));
+            return;
+        }
+    };
+    let file = mount.dir.join("settings.json");
+    let (out, took) = run_within(add(&env, &file), Duration::from_secs(60));
+    eprintln!("settings add on a hung mount: ended after {took:?}");
+    let out = out.unwrap_or_else(|| panic!("still running after {took:?}; killed"));
+    assert_eq!(out.code(), 1, "{}", out.stdout());
+    let err = out.stderr();
+    assert!(
+        err.contains(file.to_str().unwrap()) && err.contains("10 s"),
+        "{err}"
+    );
+    drop(mount);
+}
