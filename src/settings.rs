@@ -513,7 +513,8 @@ fn gave_up(file: &Utf8Path, step: Step) -> String {
         ),
         Step::Editing => (
             "reading it or writing its new version",
-            "It was left as it was (a temporary copy may be left beside it).",
+            "It was left as it was (a temporary copy may be left beside it; the next run \
+             removes it).",
         ),
         Step::Replacing => (
             "putting its new version in place",
@@ -596,8 +597,11 @@ pub fn edit_file<T>(
     at(Step::Locking);
     // A file system without flock (some network ones) leaves runs of this program to the
     // same checks as other writers.
-    let _ = sys::flock(dir.as_fd(), libc::LOCK_EX);
+    let locked = sys::flock(dir.as_fd(), libc::LOCK_EX).is_ok();
     at(Step::Editing);
+    if locked {
+        sweep(dir.as_fd(), name);
+    }
     let backup_path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
     let mut backup = None;
     let (mut redone, mut unreadable) = (0, 0);
@@ -1075,6 +1079,24 @@ fn unsupported(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
     )
+}
+
+/// Removes the temporary copies that runs stopped on the way (killed, or ended by their
+/// deadline) left beside `name`. Called only while holding the folder's lock, when no run of
+/// this program is writing one.
+fn sweep(dir: BorrowedFd, name: &str) {
+    let prefix = format!(".{name}{TMP_INFIX}");
+    let mut stale = Vec::new();
+    let _ = sys::for_each_name(dir, |n| {
+        if n.starts_with(prefix.as_bytes()) && n.ends_with(b".tmp") {
+            stale.push(n.to_vec());
+        }
+    });
+    for n in stale {
+        if let Ok(n) = sys::cstring(&n) {
+            let _ = sys::unlink_at(dir, &n);
+        }
+    }
 }
 
 /// The compact text of `v`, for comparisons in which key order counts (`Value`'s `==` does

@@ -782,3 +782,29 @@ fn a_settings_file_on_a_hung_mount_does_not_hang_the_edit() {
     );
     drop(mount);
 }
+
+/// A run ended by its deadline (or killed) may leave its temporary copy beside the file; the
+/// next run removes such copies, and nothing else.
+#[test]
+fn temporary_copies_left_by_a_stopped_run_are_removed() {
+    let env = TestEnv::new();
+    let dir = settings_dir(&env);
+    let file = dir.join("settings.json");
+    std::fs::write(&file, "{\"model\": \"opus\"}\n").unwrap();
+    let left = [
+        ".settings.json.startup-hygiene-4242.tmp",
+        ".settings.json.startup-hygiene-4243.bak.tmp",
+    ];
+    let kept = [
+        ".settings.json.editor.tmp",
+        ".other.json.startup-hygiene-4242.tmp",
+    ];
+    for name in left.iter().chain(&kept) {
+        std::fs::write(dir.join(name), "{\"model\": \"op").unwrap();
+    }
+    assert_ok(&run(add(&env, &file)));
+    let mut expected: Vec<&str> = kept.to_vec();
+    expected.extend(["settings.json", "settings.json.startup-hygiene.bak"]);
+    expected.sort();
+    assert_eq!(names_in(&dir), expected);
+}
