@@ -1,8 +1,13 @@
 //! Registering the hook in a Claude Code settings file (`startup-hygiene settings add|remove`):
 //! pure edits of the settings JSON (`add`, `remove`, `is_ours`) and the file handling around
 //! them. The file handling never loses the user's settings: a file that is not JSON is left
-//! alone, the original is copied next to it before the first change, and the new version
-//! replaces the old one by a rename, so a reader sees one or the other, never half of one.
+//! alone, a whole copy of the original is put next to it before the first change, and the
+//! new version, with the file's mode and owner, replaces the old one by a rename, so a reader
+//! sees one or the other, never half of one. What a rename cannot replace without changing
+//! what the file is (a FIFO, a hard-linked or read-only file, another user's file) is
+//! refused. Runs take turns through a lock on the folder, and a version another program
+//! wrote meanwhile is edited again rather than overwritten (`edit_file`). A watchdog ends a
+//! run that a file system that stopped answering holds up (`main`).
 //!
 //! "Ours" is any command hook whose program is `startup-hygiene` or ends in
 //! `/startup-hygiene`, whatever its arguments: a reinstall from another prefix or with other
@@ -46,11 +51,22 @@ Usage: startup-hygiene settings add --file FILE [--program PATH] [--timeout SECS
 
 An entry of ours is a command hook whose program is named startup-hygiene. add leaves
 exactly one, with this command; remove takes out all of them. Before the first change the
-original is copied to FILE.startup-hygiene.bak. A file that is not valid JSON is left
-unchanged.
+original is copied to FILE.startup-hygiene.bak, whole or not at all; a copy there that is
+not valid JSON (cut short by a full disk) is replaced by a fresh one. The new version
+replaces FILE by a rename and keeps its mode, owner and group. A symlink is followed to the
+file it points to. An empty (or whitespace-only) file counts as {}.
+
+Left unchanged, with the reason: a file that is not valid JSON or nests lists and objects
+more than 127 levels deep; one that is not a regular file (a FIFO, socket, folder or
+device), has other hard links, is read-only (no write permission for its owner), or belongs
+to another user (unless run as root).
+
+Runs of this command take turns (a lock on FILE's folder). If another program, such as
+Claude Code, rewrites FILE during the edit, the edit is made again on its version. A run
+that has not finished in 10 s (a file system that stopped answering) stops with a message.
 
 Exit status: 0 when the file holds what was asked; 1 when it cannot be read, parsed or
-written; 2 for a usage error.
+written, is left unchanged for a reason above, or the 10 s ran out; 2 for a usage error.
 ";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1335,6 +1351,12 @@ mod tests {
         assert!(err.contains("5000 levels deep"), "{err}");
         let err = parse_json(b"{\"a\": [}", "f".into()).unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn usage_states_the_limits() {
+        assert!(USAGE.contains(&format!("{} s", EDIT_DEADLINE.as_secs())));
+        assert!(USAGE.contains(&format!("more than {MAX_DEPTH} levels")));
     }
 
     #[test]
