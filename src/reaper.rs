@@ -255,7 +255,13 @@ fn remove_judged(
     let Some(aside) = aside_name(name) else {
         return false;
     };
-    match sys::rename_noreplace_at(dir, name, &aside) {
+    // The aside name is this process's own: where the file system cannot promise
+    // "no replace" (EINVAL), a plain rename is as good.
+    let set_aside = match sys::rename_in(dir, name, &aside, libc::RENAME_NOREPLACE) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => sys::rename_in(dir, name, &aside, 0),
+        r => r,
+    };
+    match set_aside {
         Ok(()) => {}
         // Another run removed it first: not ours to count.
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return false,
@@ -277,7 +283,7 @@ fn remove_judged(
         }
     }
     // Not the file that was judged (or it could not be removed): it goes back.
-    if let Err(e) = sys::rename_noreplace_at(dir, &aside, name) {
+    if let Err(e) = sys::rename_in(dir, &aside, name, libc::RENAME_NOREPLACE) {
         sink.warn(format!(
             "{} changed while it was being removed and could not be put back ({e}); it is at {dir_path}/{}",
             shown(),
@@ -312,7 +318,7 @@ fn put_back_if_orphaned(
         return;
     }
     let Ok(name) = CString::new(name) else { return };
-    match sys::rename_noreplace_at(dir, aside, &name) {
+    match sys::rename_in(dir, aside, &name, libc::RENAME_NOREPLACE) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => sink.warn(format!(

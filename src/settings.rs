@@ -1,20 +1,31 @@
 //! Registering the hook in a Claude Code settings file (`startup-hygiene settings add|remove`):
 //! pure edits of the settings JSON (`add`, `remove`, `is_ours`) and the file handling around
 //! them. The file handling never loses the user's settings: a file that is not JSON is left
-//! alone, the original is copied next to it before the first change, and the new version
-//! replaces the old one by a rename, so a reader sees one or the other, never half of one.
+//! alone, a whole copy of the original is put next to it before the first change, and the
+//! new version, with the file's mode and owner, replaces the old one by a rename, so a reader
+//! sees one or the other, never half of one. What a rename cannot replace without changing
+//! what the file is (a FIFO, a hard-linked or read-only file, another user's file) is
+//! refused. Runs take turns through a lock on the folder, and a version another program
+//! wrote meanwhile is edited again rather than overwritten (`edit_file`). A watchdog ends a
+//! run that a file system that stopped answering holds up (`main`).
 //!
 //! "Ours" is any command hook whose program is `startup-hygiene` or ends in
 //! `/startup-hygiene`, whatever its arguments: a reinstall from another prefix or with other
 //! flags replaces the entry instead of adding a second one.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileExt as _, PermissionsExt};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{self, Command, ExitCode};
+use crate::sys;
 
 /// The event the hook is registered for.
 pub const EVENT: &str = "SessionStart";
@@ -40,11 +51,22 @@ Usage: startup-hygiene settings add --file FILE [--program PATH] [--timeout SECS
 
 An entry of ours is a command hook whose program is named startup-hygiene. add leaves
 exactly one, with this command; remove takes out all of them. Before the first change the
-original is copied to FILE.startup-hygiene.bak. A file that is not valid JSON is left
-unchanged.
+original is copied to FILE.startup-hygiene.bak, whole or not at all; a copy there that is
+not valid JSON (cut short by a full disk) is replaced by a fresh one. The new version
+replaces FILE by a rename and keeps its mode, owner and group. A symlink is followed to the
+file it points to. An empty (or whitespace-only) file counts as {}.
+
+Left unchanged, with the reason: a file that is not valid JSON or nests lists and objects
+more than 127 levels deep; one that is not a regular file (a FIFO, socket, folder or
+device), has other hard links, is read-only (no write permission for its owner), or belongs
+to another user (unless run as root).
+
+Runs of this command take turns (a lock on FILE's folder). If another program, such as
+Claude Code, rewrites FILE during the edit, the edit is made again on its version. A run
+that has not finished in 10 s (a file system that stopped answering) stops with a message.
 
 Exit status: 0 when the file holds what was asked; 1 when it cannot be read, parsed or
-written; 2 for a usage error.
+written, is left unchanged for a reason above, or the 10 s ran out; 2 for a usage error.
 ";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,13 +174,17 @@ pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Requ
     })
 }
 
-/// Runs the subcommand: prints what it did, or why it did nothing.
+/// Runs the subcommand: prints what it did, or why it did nothing, within `EDIT_DEADLINE`.
 pub fn main(req: &Request) -> ExitCode {
-    let result = match req {
+    match req {
         Request::Help => {
             let _ = std::io::stdout().write_all(USAGE.as_bytes());
             return ExitCode::Success;
         }
+        Request::Add { file, .. } | Request::Remove { file } => start_watchdog(file),
+    }
+    let result = match req {
+        Request::Help => return ExitCode::Success,
         Request::Add {
             file,
             program,
@@ -174,7 +200,7 @@ pub fn main(req: &Request) -> ExitCode {
                 written => format!(
                     "registered `{}` as a {EVENT} hook in {file}{}",
                     entry.command,
-                    written.backup_note()
+                    written.note(file)
                 ),
             })
         }),
@@ -184,10 +210,16 @@ pub fn main(req: &Request) -> ExitCode {
             }
             written => format!(
                 "removed the {EVENT} hook of startup-hygiene from {file}{}",
-                written.backup_note()
+                written.note(file)
             ),
         }),
     };
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        // The watchdog is reporting and will end the process; it must not be cut off.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         // A closed stdout or stderr is no reason to panic: the file holds what it should.
         Ok(msg) => {
@@ -358,123 +390,735 @@ fn event_groups(settings: &mut Value) -> Result<&mut Vec<Value>, String> {
 pub enum Change {
     /// The edit changed nothing: the file was not written.
     Unchanged,
-    /// The file was written; `backup` is the copy of the original made now, if one was.
+    /// The file was written.
     Written {
-        created: bool,
-        backup: Option<Utf8PathBuf>,
-        earlier_backup: Option<Utf8PathBuf>,
+        /// There was no file, or an empty one: nothing to back up.
+        was: Was,
+        backup: Backup,
+        /// How many times another program changed the file while it was being edited, each
+        /// time making this program edit the new version again.
+        redone: u32,
     },
 }
 
+/// The file before the edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Was {
+    Missing,
+    /// Empty or only whitespace: read as `{}`.
+    Blank,
+    Settings,
+}
+
+/// The copy of the original next to the settings file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backup {
+    /// Nothing to copy (`Was::Missing` or `Was::Blank`).
+    None,
+    /// Made now.
+    Made(Utf8PathBuf),
+    /// A whole copy (valid JSON) was already there: the original from before the first change.
+    Kept(Utf8PathBuf),
+    /// The copy there was not valid JSON (cut short, say by a full disk): replaced by a copy of
+    /// the file as it was before this edit.
+    Replaced(Utf8PathBuf),
+}
+
 impl Change {
-    fn backup_note(&self) -> String {
-        match self {
-            Change::Written {
-                backup: Some(b), ..
-            } => format!(" (the original is saved as {b})"),
-            Change::Written {
-                earlier_backup: Some(b),
-                ..
-            } => format!(" (the original from before the first change is in {b})"),
-            Change::Written { created: true, .. } => " (new file)".into(),
-            _ => String::new(),
+    fn note(&self, file: &Utf8Path) -> String {
+        let Change::Written {
+            was,
+            backup,
+            redone,
+        } = self
+        else {
+            return String::new();
+        };
+        let mut note = match (backup, was) {
+            (Backup::Made(b), _) => format!(" (the original is saved as {b})"),
+            (Backup::Kept(b), _) => {
+                format!(" (the original from before the first change is in {b})")
+            }
+            (Backup::Replaced(b), _) => format!(
+                " ({b} was not valid JSON, a copy cut short, so it now holds {file} as it was \
+                 before this change)"
+            ),
+            (Backup::None, Was::Missing) => " (new file)".into(),
+            (Backup::None, Was::Blank) => " (it was empty)".into(),
+            (Backup::None, Was::Settings) => String::new(),
+        };
+        if *redone > 0 {
+            note.push_str(&format!(
+                "; another program changed it meanwhile, so it was edited again on top of that \
+                 change ({redone} time{})",
+                if *redone == 1 { "" } else { "s" }
+            ));
+        }
+        note
+    }
+}
+
+/// How long a `settings` run may take before its watchdog gives up (see `main`).
+pub const EDIT_DEADLINE: Duration = Duration::from_secs(10);
+/// A settings file or backup larger than this is not one Claude Code writes; it is not read.
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+/// The deepest nesting of lists and objects serde_json reads (its recursion limit).
+pub const MAX_DEPTH: usize = 127;
+/// How long read → edit → replace is tried again while another program keeps rewriting the
+/// file: well inside `EDIT_DEADLINE`, so that giving up is this run's message, not the
+/// watchdog's.
+const RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// What a run is doing, for the watchdog's message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Opening,
+    Locking,
+    Editing,
+    Replacing,
+    Syncing,
+}
+
+static STEP: AtomicU8 = AtomicU8::new(0);
+
+fn at(step: Step) {
+    STEP.store(step as u8, Ordering::SeqCst);
+}
+
+fn current_step() -> Step {
+    match STEP.load(Ordering::SeqCst) {
+        1 => Step::Locking,
+        2 => Step::Editing,
+        3 => Step::Replacing,
+        4 => Step::Syncing,
+        _ => Step::Opening,
+    }
+}
+
+/// Set by whichever of the run and its watchdog reports first; the other stays silent.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the thread that ends the process with a message if the run is not done within
+/// `EDIT_DEADLINE`. A settings file on a network or FUSE mount that stopped answering blocks
+/// a `stat` or `open` in the kernel where only a fatal signal reaches it; exiting the
+/// process is that signal for the blocked thread.
+fn start_watchdog(file: &Utf8Path) {
+    let file = file.to_path_buf();
+    // Without a watchdog the edit still runs, unbounded as it was before; nothing to add.
+    let _ = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            std::thread::sleep(EDIT_DEADLINE);
+            if !REPORTED.swap(true, Ordering::SeqCst) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "startup-hygiene: {}",
+                    gave_up(&file, current_step())
+                );
+                std::process::exit(ExitCode::Failure.into());
+            }
+        });
+}
+
+fn gave_up(file: &Utf8Path, step: Step) -> String {
+    let (doing, state) = match step {
+        Step::Opening => ("opening it", "It was left as it was."),
+        Step::Locking => (
+            "waiting for another `startup-hygiene settings` run in its folder to finish",
+            "It was left as it was.",
+        ),
+        Step::Editing => (
+            "reading it or writing its new version",
+            "It was left as it was (a temporary copy may be left beside it; the next run \
+             removes it).",
+        ),
+        Step::Replacing => (
+            "putting its new version in place",
+            "It holds either the old or the new settings, whole.",
+        ),
+        Step::Syncing => (
+            "flushing its new version to disk",
+            "It holds the new settings, which may not have reached the disk yet.",
+        ),
+    };
+    format!(
+        "gave up on {file} after {} s while {doing}: is it on a network or FUSE file system \
+         that stopped answering? {state}",
+        EDIT_DEADLINE.as_secs()
+    )
+}
+
+/// The settings file's folder and the names used in it.
+struct Names {
+    file: CString,
+    /// The new version, written here and then renamed over `file`.
+    tmp: CString,
+    backup: CString,
+    /// The backup, written here and then given the name `backup`.
+    backup_tmp: CString,
+}
+
+impl Names {
+    fn new(name: &str) -> Result<Names, String> {
+        let pid = std::process::id();
+        let c = |s: String| CString::new(s).map_err(|_| format!("{name:?} holds a NUL byte"));
+        Ok(Names {
+            file: c(name.to_string())?,
+            tmp: c(format!(".{name}{TMP_INFIX}{pid}.tmp"))?,
+            backup: c(format!("{name}{BACKUP_SUFFIX}"))?,
+            backup_tmp: c(format!(".{name}{TMP_INFIX}{pid}.bak.tmp"))?,
+        })
+    }
+}
+
+/// Temporary copies are named `.<file>.startup-hygiene-<pid>[.bak].tmp`.
+const TMP_INFIX: &str = ".startup-hygiene-";
+
+/// The settings file as read: the open file (so that its inode cannot be reused while the
+/// run compares against it), its status, and its bytes.
+struct Current {
+    file: File,
+    st: libc::stat,
+    bytes: Vec<u8>,
+}
+
+/// Applies `edit` to the JSON in `file` (an empty object when the file is missing, empty or
+/// only whitespace) and writes the result back if it differs. Invalid JSON, settings of a
+/// shape the edit cannot work on, and files that cannot be replaced without changing what
+/// they are (not a regular file, hard-linked, read-only, another user's) are left untouched.
+///
+/// Runs of this program take turns through a lock on the folder. Other programs (Claude
+/// Code) do not take it, so the file is compared with what was read just before the rename,
+/// and swapped in atomically so that a version another program renamed in at that moment is
+/// seen and put back; then the edit is made again on that version.
+pub fn edit_file<T>(
+    file: &Utf8Path,
+    mut edit: impl FnMut(&mut Value) -> Result<T, String>,
+) -> Result<Change, String> {
+    at(Step::Opening);
+    let target = resolve(file)?;
+    let dir_path = match target.parent() {
+        Some(d) if !d.as_str().is_empty() => d.to_path_buf(),
+        _ => Utf8PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .ok_or_else(|| format!("{file} does not name a file"))?;
+    let names = Names::new(name)?;
+    std::fs::create_dir_all(&dir_path).map_err(|e| format!("cannot create {dir_path}: {e}"))?;
+    let dir = sys::cstring(dir_path.as_str().as_bytes())
+        .and_then(|d| sys::open_dir_at(None, &d, false))
+        .map(File::from)
+        .map_err(|e| format!("cannot open the folder {dir_path}: {e}"))?;
+    at(Step::Locking);
+    // A file system without flock (some network ones) leaves runs of this program to the
+    // same checks as other writers.
+    let locked = sys::flock(dir.as_fd(), libc::LOCK_EX).is_ok();
+    at(Step::Editing);
+    if locked {
+        sweep(dir.as_fd(), name);
+    }
+    let backup_path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
+    let mut backup = None;
+    let (mut redone, mut unreadable) = (0, 0);
+    let started = Instant::now();
+    while redone == 0 || started.elapsed() < RETRY_FOR {
+        if redone > 1 {
+            // Out of step with a writer that keeps rewriting the file.
+            std::thread::sleep(Duration::from_millis(u64::from(redone.min(10))));
+        }
+        let current = read_current(dir.as_fd(), &names.file, file)?;
+        let (mut value, was) = match &current {
+            None => (Value::Object(Map::new()), Was::Missing),
+            Some(c) if is_blank(&c.bytes) => (Value::Object(Map::new()), Was::Blank),
+            Some(c) => match parse_json(&c.bytes, file) {
+                Ok(v) => (v, Was::Settings),
+                // Changed since a first read that parsed: another program may be halfway
+                // through writing it in place. It gets a few chances to finish.
+                Err(_) if redone > 0 && unreadable < 5 => {
+                    unreadable += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let before = text_of(&value);
+        edit(&mut value).map_err(|e| format!("{file}: {e}; it was left unchanged"))?;
+        if was != Was::Missing && text_of(&value) == before {
+            return Ok(Change::Unchanged);
+        }
+        let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        text.push('\n');
+
+        if let (Some(c), None, Was::Settings) = (&current, &backup, was) {
+            backup = Some(save_backup(dir.as_fd(), &names, c, &backup_path, file)?);
+        }
+        // Under contention the file is written again right away: the shorter the time from
+        // reading to the rename, the likelier no one writes in between. Those versions reach
+        // the disk after the rename.
+        let durable = redone == 0;
+        let new = write_copy(
+            dir.as_fd(),
+            &names.tmp,
+            text.as_bytes(),
+            current.as_ref().map(|c| &c.st),
+            durable,
+        )
+        .map_err(|e| format!("cannot write {file}: {e}; it was left unchanged"))?;
+        let outcome = match &current {
+            Some(c) => replace_checked(dir.as_fd(), &names, c, file),
+            None => create(dir.as_fd(), &names, file),
+        }?;
+        match outcome {
+            Outcome::Conflict => {
+                at(Step::Editing);
+                redone += 1;
+            }
+            Outcome::Done => {
+                at(Step::Syncing);
+                if !durable {
+                    let _ = new.sync_all();
+                }
+                // The rename itself reaches the disk with the folder.
+                let _ = dir.sync_all();
+                return Ok(Change::Written {
+                    was,
+                    backup: backup.unwrap_or(Backup::None),
+                    redone,
+                });
+            }
+        }
+    }
+    Err(format!(
+        "{file} kept changing while startup-hygiene edited it ({redone} tries in {} s): \
+         another program keeps rewriting it; it was left as that program wrote it. Try again.",
+        RETRY_FOR.as_secs()
+    ))
+}
+
+/// Settings files are often symlinks into a dotfiles repository: the file edited is where
+/// the link points.
+fn resolve(file: &Utf8Path) -> Result<Utf8PathBuf, String> {
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(file) {
+            Ok(p) => Utf8PathBuf::try_from(p).map_err(|e| format!("{file}: {e}")),
+            Err(e) => Err(format!("{file} is a symlink that cannot be followed: {e}")),
+        },
+        _ => Ok(file.to_path_buf()),
+    }
+}
+
+/// Opens and reads the settings file, `None` when there is none. A FIFO or device is never
+/// read (the open does not wait for a writer, and `fstat` says what it is first).
+fn read_current(dir: BorrowedFd, name: &CStr, shown: &Utf8Path) -> Result<Option<Current>, String> {
+    let not_found = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    // A socket cannot be opened at all: say what it is rather than "No such device".
+    match sys::lstat_at(dir, name) {
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+        Ok(st) => refuse_non_file(&st, shown)?,
+    }
+    let fd = match sys::open_read_at(Some(dir), name, true) {
+        Err(e) if not_found(&e) => return Ok(None),
+        r => r.map_err(|e| format!("cannot read {shown}: {e}"))?,
+    };
+    let st = sys::fstat(fd.as_fd()).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    refuse_non_file(&st, shown)?;
+    refuse_unsafe_edit(&st, shown)?;
+    let file = File::from(fd);
+    let bytes = read_capped(&file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!(
+            "{shown} is larger than {} MiB, more than a settings file holds; it was left \
+             unchanged",
+            MAX_FILE_SIZE >> 20
+        ));
+    }
+    Ok(Some(Current { file, st, bytes }))
+}
+
+/// Up to `MAX_FILE_SIZE` + 1 bytes of `file`, from its start.
+fn read_capped(file: &File) -> std::io::Result<Vec<u8>> {
+    // Room for the whole file and the read that finds its end: one `read` for most files.
+    let size = file.metadata().map_or(0, |m| m.len()).min(MAX_FILE_SIZE);
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn refuse_non_file(st: &libc::stat, shown: &Utf8Path) -> Result<(), String> {
+    match kind_of(st) {
+        None => Ok(()),
+        Some(kind) => Err(format!(
+            "{shown} is {kind}, not a regular file; it was left unchanged"
+        )),
+    }
+}
+
+/// What a non-regular file is, in words; `None` for a regular file.
+fn kind_of(st: &libc::stat) -> Option<&'static str> {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => None,
+        libc::S_IFDIR => Some("a folder"),
+        libc::S_IFIFO => Some("a FIFO (named pipe)"),
+        libc::S_IFSOCK => Some("a socket"),
+        libc::S_IFCHR => Some("a character device"),
+        libc::S_IFBLK => Some("a block device"),
+        libc::S_IFLNK => Some("a symlink"),
+        _ => Some("not a file"),
+    }
+}
+
+/// Replacing the file by a rename gives it a new inode. That is invisible for a plain file
+/// whose new inode gets the old one's mode and owner, and not otherwise.
+fn refuse_unsafe_edit(st: &libc::stat, shown: &Utf8Path) -> Result<(), String> {
+    if st.st_nlink > 1 {
+        return Err(format!(
+            "{shown} has {} hard links (other names for the same file); a new version would \
+             reach only this name while the others kept the old settings, so it was left \
+             unchanged. Make the other names symlinks to it, then run this again.",
+            st.st_nlink
+        ));
+    }
+    if st.st_mode & 0o200 == 0 {
+        return Err(format!(
+            "{shown} is read-only (mode {:04o}: not even its owner may write it), so it was \
+             left unchanged. To allow the edit: chmod u+w {shown}",
+            st.st_mode & 0o7777
+        ));
+    }
+    let me = sys::euid();
+    if me != 0 && st.st_uid != me {
+        return Err(format!(
+            "{shown} belongs to user {}, and this runs as user {me}: the new version could not \
+             keep its owner, so it was left unchanged. Run this as that user or as root.",
+            st.st_uid
+        ));
+    }
+    Ok(())
+}
+
+/// Empty or only JSON whitespace.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+fn parse_json(bytes: &[u8], shown: &Utf8Path) -> Result<Value, String> {
+    serde_json::from_slice::<Value>(bytes).map_err(|e| {
+        // serde_json stops at 128 levels, everything before that point being valid JSON. Its
+        // message is the only sign of it (no error category says so); a unit test pins it.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            format!(
+                "{shown} nests lists and objects {} levels deep (at line {}, column {}), \
+                 more than the {MAX_DEPTH} that startup-hygiene reads; it was left unchanged",
+                nesting(bytes).max(MAX_DEPTH + 1),
+                e.line(),
+                e.column()
+            )
+        } else {
+            format!("{shown} is not valid JSON ({e}); it was left unchanged")
+        }
+    })
+}
+
+/// How deeply lists and objects nest in `bytes` (brackets inside strings do not count).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Copies the original to `FILE.startup-hygiene.bak` unless a whole copy is there already.
+/// The copy is written under a temporary name, flushed, and only then given its name, so a
+/// full disk or a crash never leaves a partial one; a concurrent run that gave it the name
+/// first made a whole one too.
+fn save_backup(
+    dir: BorrowedFd,
+    names: &Names,
+    current: &Current,
+    path: &Utf8Path,
+    shown: &Utf8Path,
+) -> Result<Backup, String> {
+    let fail =
+        |e: String| format!("cannot save the original as {path}: {e}; {shown} was left unchanged");
+    let existing = match sys::lstat_at(dir, &names.backup) {
+        Ok(st) => Some(st),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    if let Some(st) = &existing {
+        if let Some(kind) = kind_of(st) {
+            return Err(fail(format!(
+                "it is {kind}, not a copy of the settings; move it away"
+            )));
+        }
+        if is_whole_copy(dir, &names.backup).map_err(|e| fail(e.to_string()))? {
+            return Ok(Backup::Kept(path.to_path_buf()));
+        }
+    }
+    write_copy(
+        dir,
+        &names.backup_tmp,
+        &current.bytes,
+        Some(&current.st),
+        true,
+    )
+    .map_err(fail)?;
+    let placed = if existing.is_some() {
+        sys::rename_in(dir, &names.backup_tmp, &names.backup, 0)
+    } else {
+        put_new(dir, &names.backup_tmp, &names.backup)
+    };
+    match placed {
+        Ok(()) => Ok(if existing.is_some() {
+            Backup::Replaced(path.to_path_buf())
+        } else {
+            Backup::Made(path.to_path_buf())
+        }),
+        Err(e) => {
+            let _ = sys::unlink_at(dir, &names.backup_tmp);
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                // Another run (one without the lock) made it meanwhile, the same way.
+                Ok(Backup::Kept(path.to_path_buf()))
+            } else {
+                Err(fail(e.to_string()))
+            }
         }
     }
 }
 
-/// Applies `edit` to the JSON in `file` (an empty object when the file does not exist) and
-/// writes the result back if it differs. Invalid JSON, or settings of a shape the edit cannot
-/// work on, leave the file untouched.
-pub fn edit_file<T>(
-    file: &Utf8Path,
-    edit: impl FnOnce(&mut Value) -> Result<T, String>,
-) -> Result<Change, String> {
-    // Settings files are often symlinks into a dotfiles repository: write where it points.
-    let target = match std::fs::symlink_metadata(file) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(file) {
-            Ok(p) => Utf8PathBuf::try_from(p).map_err(|e| format!("{file}: {e}"))?,
-            Err(e) => return Err(format!("{file} is a symlink that cannot be followed: {e}")),
-        },
-        _ => file.to_path_buf(),
-    };
-    let original = match std::fs::read(&target) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {file}: {e}")),
-    };
-    let mut value = match &original {
-        Some(bytes) => serde_json::from_slice::<Value>(bytes)
-            .map_err(|e| format!("{file} is not valid JSON ({e}); it was left unchanged"))?,
-        None => Value::Object(Map::new()),
-    };
-    let before = text_of(&value);
-    edit(&mut value).map_err(|e| format!("{file}: {e}; it was left unchanged"))?;
-    if original.is_some() && text_of(&value) == before {
-        return Ok(Change::Unchanged);
+/// A backup is trusted only when it is JSON this program reads (a copy it made always is): a
+/// copy cut short is not.
+fn is_whole_copy(dir: BorrowedFd, name: &CStr) -> std::io::Result<bool> {
+    let fd = sys::open_read_at(Some(dir), name, true)?;
+    if kind_of(&sys::fstat(fd.as_fd())?).is_some() {
+        return Ok(false);
     }
-    let mut text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-    text.push('\n');
+    let bytes = read_capped(&File::from(fd))?;
+    Ok(bytes.len() as u64 <= MAX_FILE_SIZE && parse_json(&bytes, Utf8Path::new("")).is_ok())
+}
 
-    let dir = match target.parent() {
-        Some(d) if !d.as_str().is_empty() => d.to_path_buf(),
-        _ => Utf8PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
-    // The copies keep the original's permissions: settings can hold tokens in "env".
-    let mode = std::fs::metadata(&target)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o666);
-    let (mut backup, mut earlier_backup) = (None, None);
-    if let Some(bytes) = &original {
-        let path = Utf8PathBuf::from(format!("{target}{BACKUP_SUFFIX}"));
-        if path.exists() {
-            earlier_backup = Some(path);
-        } else {
-            write_new(&path, bytes, mode)
-                .map_err(|e| format!("cannot save the original as {path}: {e}"))?;
-            backup = Some(path);
+/// Writes `bytes` to a new file `name` in `dir`, with the mode, owner and group of `like`
+/// (set exactly: the umask does not narrow it), flushed to disk if `durable`. Removed again
+/// on any failure, so a full disk leaves nothing behind.
+fn write_copy(
+    dir: BorrowedFd,
+    name: &CStr,
+    bytes: &[u8],
+    like: Option<&libc::stat>,
+    durable: bool,
+) -> Result<File, String> {
+    // Until its mode is set, only its owner may read it: settings can hold tokens in "env".
+    // A new settings file gets the usual mode of a new file.
+    let mode = if like.is_some() { 0o600 } else { 0o666 };
+    let fd = match sys::create_new_at(dir, name, mode) {
+        // Left by a run with the same PID that was killed (without the lock, not swept).
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let _ = sys::unlink_at(dir, name);
+            sys::create_new_at(dir, name, mode)
+        }
+        r => r,
+    }
+    .map_err(|e| e.to_string())?;
+    let file = File::from(fd);
+    let written = (|| {
+        (&file).write_all(bytes).map_err(|e| e.to_string())?;
+        if let Some(st) = like {
+            keep_identity(&file, st)?;
+        }
+        if durable {
+            file.sync_all().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = sys::unlink_at(dir, name);
+            Err(e)
         }
     }
-    replace(&target, &dir, text.as_bytes(), mode)
-        .map_err(|e| format!("cannot write {file}: {e}"))?;
-    Ok(Change::Written {
-        created: original.is_none(),
-        backup,
-        earlier_backup,
+}
+
+/// Gives `file` the owner, group and mode of `st`. The owner first: a change of owner
+/// clears set-user-ID bits, which the mode then restores.
+fn keep_identity(file: &File, st: &libc::stat) -> Result<(), String> {
+    let mine = sys::fstat(file.as_fd()).map_err(|e| e.to_string())?;
+    let uid = (mine.st_uid != st.st_uid).then_some(st.st_uid);
+    let gid = (mine.st_gid != st.st_gid).then_some(st.st_gid);
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::fchown(file, uid, gid).map_err(|e| {
+            format!(
+                "cannot give the new version the original's owner {} and group {} ({e})",
+                st.st_uid, st.st_gid
+            )
+        })?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(st.st_mode & 0o7777))
+        .map_err(|e| format!("cannot give the new version the original's mode ({e})"))
+}
+
+enum Outcome {
+    Done,
+    /// Another program changed the file since it was read: read it again.
+    Conflict,
+}
+
+/// Puts the new version (`names.tmp`) in place of the file read as `current`, unless the file
+/// has changed since.
+fn replace_checked(
+    dir: BorrowedFd,
+    names: &Names,
+    current: &Current,
+    shown: &Utf8Path,
+) -> Result<Outcome, String> {
+    let discard = || {
+        let _ = sys::unlink_at(dir, &names.tmp);
+    };
+    // The last look, as close to the rename as it can be: the content first (the slower
+    // part), then whether the name still leads to that inode.
+    if !has_bytes(&current.file, &current.bytes) || !is_same_file(dir, &names.file, current) {
+        discard();
+        return Ok(Outcome::Conflict);
+    }
+    at(Step::Replacing);
+    match sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE) {
+        // The temporary name now holds what was replaced: the file that was read, unless
+        // another program renamed its version in (or wrote the file in place) since the last
+        // look. Then that version goes back at once, to be edited again.
+        Ok(()) => {
+            let replaced_what_was_read =
+                is_same_file(dir, &names.tmp, current) && has_bytes(&current.file, &current.bytes);
+            if replaced_what_was_read {
+                discard();
+                return Ok(Outcome::Done);
+            }
+            let back = sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE);
+            discard();
+            back.map_err(|e| format!("cannot write {shown}: {e}"))?;
+            Ok(Outcome::Conflict)
+        }
+        Err(e) if unsupported(&e) => match sys::rename_in(dir, &names.tmp, &names.file, 0) {
+            Ok(()) => Ok(Outcome::Done),
+            Err(e) => {
+                discard();
+                Err(format!("cannot write {shown}: {e}; it was left unchanged"))
+            }
+        },
+        Err(e) => {
+            discard();
+            Err(format!("cannot write {shown}: {e}; it was left unchanged"))
+        }
+    }
+}
+
+/// Puts the new version in place where there was no file, unless one has appeared since.
+fn create(dir: BorrowedFd, names: &Names, shown: &Utf8Path) -> Result<Outcome, String> {
+    at(Step::Replacing);
+    match put_new(dir, &names.tmp, &names.file) {
+        Ok(()) => Ok(Outcome::Done),
+        Err(e) => {
+            let _ = sys::unlink_at(dir, &names.tmp);
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                Ok(Outcome::Conflict)
+            } else {
+                Err(format!("cannot write {shown}: {e}"))
+            }
+        }
+    }
+}
+
+/// Whether `name` in `dir` is the inode read as `current`, of the same size and modification
+/// time. A writer that renames its version in makes a new inode; one that writes in place
+/// may leave the time as it was, which `has_bytes` catches.
+fn is_same_file(dir: BorrowedFd, name: &CStr, current: &Current) -> bool {
+    sys::lstat_at(dir, name).is_ok_and(|st| {
+        st.st_dev == current.st.st_dev
+            && st.st_ino == current.st.st_ino
+            && st.st_size == current.st.st_size
+            && st.st_mtime == current.st.st_mtime
+            && st.st_mtime_nsec == current.st.st_mtime_nsec
     })
+}
+
+/// Whether `file` (read from its start) holds exactly `expected`.
+fn has_bytes(file: &File, expected: &[u8]) -> bool {
+    let mut buf = vec![0u8; expected.len() + 1];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    &buf[..len] == expected
+}
+
+/// Gives the file `from` the name `to` only if nothing has that name, atomically.
+fn put_new(dir: BorrowedFd, from: &CStr, to: &CStr) -> std::io::Result<()> {
+    match sys::rename_in(dir, from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if unsupported(&e) => {
+            sys::link_in(dir, from, to)?;
+            sys::unlink_at(dir, from)
+        }
+        r => r,
+    }
+}
+
+/// A file system that does not offer a `renameat2` flag (or a kernel without it).
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+/// Removes the temporary copies that runs stopped on the way (killed, or ended by their
+/// deadline) left beside `name`. Called only while holding the folder's lock, when no run of
+/// this program is writing one.
+fn sweep(dir: BorrowedFd, name: &str) {
+    let prefix = format!(".{name}{TMP_INFIX}");
+    let mut stale = Vec::new();
+    let _ = sys::for_each_name(dir, |n| {
+        if n.starts_with(prefix.as_bytes()) && n.ends_with(b".tmp") {
+            stale.push(n.to_vec());
+        }
+    });
+    for n in stale {
+        if let Ok(n) = sys::cstring(&n) {
+            let _ = sys::unlink_at(dir, &n);
+        }
+    }
 }
 
 /// The compact text of `v`, for comparisons in which key order counts (`Value`'s `==` does
 /// not look at it).
 fn text_of(v: &Value) -> String {
     v.to_string()
-}
-
-fn write_new(path: &Utf8Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Writes `bytes` to a temporary file in `dir`, then renames it over `target`.
-fn replace(target: &Utf8Path, dir: &Utf8Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let name = target.file_name().unwrap_or("settings.json");
-    let tmp = dir.join(format!(
-        ".{name}.startup-hygiene-{}.tmp",
-        std::process::id()
-    ));
-    let result = write_new(&tmp, bytes, mode).and_then(|()| std::fs::rename(&tmp, target));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    } else if let Ok(d) = std::fs::File::open(dir) {
-        // The rename itself reaches the disk with the folder.
-        let _ = d.sync_all();
-    }
-    result
 }
 
 #[cfg(test)]
@@ -673,6 +1317,66 @@ mod tests {
         add(&mut v, &entry("/b/startup-hygiene")).unwrap();
         assert_eq!(v["hooks"]["SessionStart"][0], json!("?"));
         assert_eq!(v["hooks"]["SessionStart"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn nesting_counts_lists_and_objects_outside_strings() {
+        assert_eq!(nesting(b"{}"), 1);
+        assert_eq!(nesting(br#"{"a": [1, {"b": []}], "c": {}}"#), 4);
+        assert_eq!(nesting(br#"{"a": "[[[{{{", "b": "\"[["}"#), 1);
+        assert_eq!(nesting(b"1"), 0);
+        assert_eq!(nesting(b"]]]}"), 0);
+    }
+
+    #[test]
+    fn blank_is_json_whitespace_only() {
+        for blank in [&b""[..], b" ", b"\n\r\t  \n"] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for not in [&b"{}"[..], b"\x0c", b" x", b"\xc2\xa0"] {
+            assert!(!is_blank(not), "{not:?}");
+        }
+    }
+
+    /// serde_json says "recursion limit exceeded" at 128 levels and no error category tells
+    /// that case apart: if a new version words it otherwise, this fails, not the message.
+    #[test]
+    fn too_deep_is_told_apart_from_invalid() {
+        let doc = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(parse_json(doc(MAX_DEPTH).as_bytes(), "f".into()).is_ok());
+        let err = parse_json(doc(MAX_DEPTH + 1).as_bytes(), "f".into()).unwrap_err();
+        assert!(err.contains("128 levels deep"), "{err}");
+        assert!(err.contains("more than the 127"), "{err}");
+        let err = parse_json(doc(5000).as_bytes(), "f".into()).unwrap_err();
+        assert!(err.contains("5000 levels deep"), "{err}");
+        let err = parse_json(b"{\"a\": [}", "f".into()).unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn usage_states_the_limits() {
+        assert!(USAGE.contains(&format!("{} s", EDIT_DEADLINE.as_secs())));
+        assert!(USAGE.contains(&format!("more than {MAX_DEPTH} levels")));
+    }
+
+    #[test]
+    fn watchdog_messages_name_the_file_and_what_is_left() {
+        for (step, state) in [
+            (Step::Opening, "left as it was"),
+            (Step::Locking, "left as it was"),
+            (Step::Editing, "left as it was"),
+            (Step::Replacing, "either the old or the new"),
+            (Step::Syncing, "holds the new settings"),
+        ] {
+            at(step);
+            assert_eq!(current_step(), step);
+            let msg = gave_up("/m/settings.json".into(), step);
+            assert!(
+                msg.contains("/m/settings.json") && msg.contains("10 s"),
+                "{msg}"
+            );
+            assert!(msg.contains(state), "{step:?}: {msg}");
+        }
     }
 
     #[test]

@@ -187,22 +187,6 @@ pub fn unlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
 }
 
-/// Renames `from` to `to` within `dir`, never over an existing `to` (`EEXIST`). On a
-/// filesystem that cannot promise that (`EINVAL`), the caller decides.
-pub fn rename_noreplace_at(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
-    // SAFETY: valid C strings and a directory fd we hold.
-    cvt(unsafe {
-        libc::renameat2(
-            dir.as_raw_fd(),
-            from.as_ptr(),
-            dir.as_raw_fd(),
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    })
-    .map(drop)
-}
-
 pub fn readlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: the kernel writes at most `buf.len()` bytes.
@@ -471,6 +455,46 @@ pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
     }
 }
 
+/// The effective user ID: whose permissions the process acts with.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates `name` in `dir` for writing, failing with `EEXIST` if anything already has that
+/// name (a symlink included: it is not followed). `mode` is narrowed by the umask.
+pub fn create_new_at(dir: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let flags = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    // SAFETY: `name` is a valid C string; the returned fd is owned by us.
+    let fd =
+        cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) })?;
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Renames `from` to `to`, both in `dir`. `flags` 0 replaces `to` (plain `renameat`);
+/// `libc::RENAME_NOREPLACE` fails with `EEXIST` if `to` exists; `libc::RENAME_EXCHANGE`
+/// swaps the two atomically. File systems without a flag answer `EINVAL`.
+pub fn rename_in(dir: BorrowedFd, from: &CStr, to: &CStr, flags: libc::c_uint) -> io::Result<()> {
+    let d = dir.as_raw_fd();
+    if flags == 0 {
+        // SAFETY: valid C strings and a directory fd.
+        return cvt(unsafe { libc::renameat(d, from.as_ptr(), d, to.as_ptr()) }).map(drop);
+    }
+    // SAFETY: as above; renameat2 has no libc wrapper on every libc, so the raw syscall.
+    let r = unsafe { libc::syscall(libc::SYS_renameat2, d, from.as_ptr(), d, to.as_ptr(), flags) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// What kind of file an fd is, for reading it without blocking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdKind {
@@ -540,4 +564,22 @@ pub fn read_nowait(
     // SAFETY: `n` bytes past the old length were initialised by the kernel.
     unsafe { buf.set_len(buf.len() + n as usize) };
     Ok(n as usize)
+}
+
+/// Gives the file `from` in `dir` the second name `to`; `EEXIST` if `to` exists.
+pub fn link_in(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    let d = dir.as_raw_fd();
+    // SAFETY: valid C strings and a directory fd; no flags, so no symlink is followed.
+    cvt(unsafe { libc::linkat(d, from.as_ptr(), d, to.as_ptr(), 0) }).map(drop)
+}
+
+/// `flock(fd, op)`, again when a signal interrupts the wait.
+pub fn flock(fd: BorrowedFd, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: plain syscall on an fd we hold.
+        match cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(drop),
+        }
+    }
 }

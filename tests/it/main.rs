@@ -12,4 +12,5 @@ mod orphans;
 mod properties;
 mod reaper;
 mod security;
+mod settings;
 mod unicode;
