@@ -120,20 +120,11 @@ fn at_the_process_limit(env: &TestEnv) -> Option<Hook> {
         skip("needs root to run the hook as nobody at a process limit");
         return None;
     }
-    let mut hook = env.hook();
-    let mut cmd = std::process::Command::new("prlimit");
-    cmd.args(["--nproc=1", "setpriv", "--reuid=nobody", "--regid=nogroup"])
-        .args(["--clear-groups", "--"])
-        .arg(hook.cmd.get_program())
-        .args(hook.cmd.get_args());
-    for (k, v) in hook.cmd.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    cmd.current_dir(&env.root);
-    hook.cmd = cmd;
+    let mut prlimit = std::process::Command::new("prlimit");
+    prlimit
+        .args(["--nproc=1", "setpriv", "--reuid=nobody", "--regid=nogroup"])
+        .args(["--clear-groups", "--"]);
+    let hook = env.hook().under(prlimit);
     Some(hook)
 }
 

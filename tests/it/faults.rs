@@ -711,18 +711,9 @@ fn an_unreadable_state_folder_is_a_warning() {
             skip("setpriv cannot drop to nobody here");
             return;
         }
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(hook.cmd.get_program())
-            .args(hook.cmd.get_args());
-        for (k, v) in hook.cmd.get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        cmd.current_dir(&env.project);
-        hook.cmd = cmd;
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
+        hook = hook.under(setpriv);
     }
     let run = hook.run();
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

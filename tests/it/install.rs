@@ -62,16 +62,6 @@ fn our_entries(settings: &Value) -> Vec<Value> {
         .collect()
 }
 
-fn assert_ok(run: &Run) {
-    assert_eq!(
-        run.code(),
-        0,
-        "stdout: {}\nstderr: {}",
-        run.stdout(),
-        run.stderr()
-    );
-}
-
 /// Settings as Claude Code writes them (two-space indentation), with a bit of everything.
 const EXISTING: &str = r#"{
   "model": "opus",
@@ -117,7 +107,7 @@ fn fresh_install_registers_the_hook_and_shows_its_first_report() {
     let env = TestEnv::new();
     let stale = env.pid_file(exited_pid(), std::time::Duration::from_secs(3600));
     let run = install(&env, &[]);
-    assert_ok(&run);
+    run.assert_ok();
 
     let bin = installed(&env);
     assert!(bin.metadata().unwrap().permissions().mode() & 0o111 != 0);
@@ -157,12 +147,12 @@ fn second_install_changes_nothing() {
     let file = user_settings(&env);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, EXISTING).unwrap();
-    assert_ok(&install(&env, &[]));
+    (install(&env, &[])).assert_ok();
     let first = std::fs::read(&file).unwrap();
     let backup = std::fs::read(backup_of(&file)).unwrap();
 
     let again = install(&env, &[]);
-    assert_ok(&again);
+    again.assert_ok();
     assert!(again.stdout().contains("unchanged"), "{}", again.stdout());
     assert_eq!(std::fs::read(&file).unwrap(), first);
     assert_eq!(std::fs::read(backup_of(&file)).unwrap(), backup);
@@ -177,7 +167,7 @@ fn install_keeps_the_rest_and_uninstall_gives_it_back_exactly() {
     std::fs::write(&file, EXISTING).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    assert_ok(&install(&env, &["--format", "hook-json", "--timeout", "7"]));
+    (install(&env, &["--format", "hook-json", "--timeout", "7"])).assert_ok();
     let backup = backup_of(&file);
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), EXISTING);
     for f in [&file, &backup] {
@@ -202,7 +192,7 @@ fn install_keeps_the_rest_and_uninstall_gives_it_back_exactly() {
     assert_eq!(got.to_string(), expected.to_string());
 
     // A reinstall with other options updates the entry in place; the backup stays the original.
-    assert_ok(&install(&env, &[]));
+    (install(&env, &[])).assert_ok();
     let entries = our_entries(&read_json(&file));
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(
@@ -212,12 +202,12 @@ fn install_keeps_the_rest_and_uninstall_gives_it_back_exactly() {
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), EXISTING);
 
     let run = Run(install_sh(&env).arg("--uninstall").output().unwrap());
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), EXISTING);
     assert!(installed(&env).exists(), "the binary stays");
     // Nothing of ours left: a second uninstall changes nothing.
     let again = Run(install_sh(&env).arg("--uninstall").output().unwrap());
-    assert_ok(&again);
+    again.assert_ok();
     assert!(again.stdout().contains("unchanged"), "{}", again.stdout());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), EXISTING);
 }
@@ -225,8 +215,8 @@ fn install_keeps_the_rest_and_uninstall_gives_it_back_exactly() {
 #[test]
 fn uninstall_after_install_into_no_file_leaves_an_empty_object() {
     let env = TestEnv::new();
-    assert_ok(&install(&env, &[]));
-    assert_ok(&Run(install_sh(&env).arg("--uninstall").output().unwrap()));
+    (install(&env, &[])).assert_ok();
+    (Run(install_sh(&env).arg("--uninstall").output().unwrap())).assert_ok();
     assert_eq!(
         std::fs::read_to_string(user_settings(&env)).unwrap(),
         "{}\n"
@@ -250,7 +240,7 @@ fn settings_that_are_not_json_are_left_alone() {
         if uninstall_fails {
             runs.push(uninstall());
         } else {
-            assert_ok(&uninstall());
+            (uninstall()).assert_ok();
         }
         for run in runs {
             assert_eq!(run.code(), 1, "{bad:?}: {}", run.stdout());
@@ -270,7 +260,7 @@ fn options_choose_the_settings_file() {
     let other = env.root.join("other-project");
     std::fs::create_dir_all(&other).unwrap();
     let run = install(&env, &["--project", other.to_str().unwrap()]);
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         our_entries(&read_json(&other.join(".claude/settings.json"))).len(),
         1
@@ -283,7 +273,7 @@ fn options_choose_the_settings_file() {
 
     // --settings FILE.
     let file = env.root.join("somewhere/settings.local.json");
-    assert_ok(&install(&env, &["--settings", file.to_str().unwrap()]));
+    (install(&env, &["--settings", file.to_str().unwrap()])).assert_ok();
     assert_eq!(our_entries(&read_json(&file)).len(), 1);
     assert!(!user_settings(&env).exists());
 
@@ -294,7 +284,7 @@ fn options_choose_the_settings_file() {
         .args(["--binary", bin()])
         .output()
         .unwrap());
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         our_entries(&read_json(&config.join("settings.json"))).len(),
         1
@@ -303,7 +293,7 @@ fn options_choose_the_settings_file() {
 
     // --no-register: installed, nothing registered.
     let env = TestEnv::new();
-    assert_ok(&install(&env, &["--no-register"]));
+    (install(&env, &["--no-register"])).assert_ok();
     assert!(installed(&env).exists());
     assert!(!user_settings(&env).exists());
 }
@@ -311,10 +301,11 @@ fn options_choose_the_settings_file() {
 #[test]
 fn hook_args_are_registered_and_checked() {
     let env = TestEnv::new();
-    assert_ok(&install(
+    (install(
         &env,
         &["--", "--match", "*my server*", "--deadline-ms", "900"],
-    ));
+    ))
+    .assert_ok();
     let entries = our_entries(&read_json(&user_settings(&env)));
     assert_eq!(
         entries[0]["command"],
@@ -333,7 +324,7 @@ fn hook_args_are_registered_and_checked() {
 fn help_and_usage_errors() {
     let env = TestEnv::new();
     let help = Run(install_sh(&env).arg("--help").output().unwrap());
-    assert_ok(&help);
+    help.assert_ok();
     for opt in [
         "--project",
         "--settings",
@@ -402,7 +393,7 @@ fn settings_subcommand_follows_symlinks_and_leaves_no_temporary_files() {
         "--program",
         "/opt/b/startup-hygiene",
     ]);
-    assert_ok(&run);
+    run.assert_ok();
     assert!(file.symlink_metadata().unwrap().file_type().is_symlink());
     let v = read_json(&dotfiles.join("settings.json"));
     assert_eq!(v["a"], json!(1));

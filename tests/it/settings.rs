@@ -116,16 +116,6 @@ fn ours(settings: &Value) -> Vec<Value> {
         .collect()
 }
 
-fn assert_ok(run: &Run) {
-    assert_eq!(
-        run.code(),
-        0,
-        "stdout: {}\nstderr: {}",
-        run.stdout(),
-        run.stderr()
-    );
-}
-
 /// A folder for the settings file, inside the test's temporary root.
 fn settings_dir(env: &TestEnv) -> PathBuf {
     let d = env.root.join("cfg");
@@ -258,7 +248,7 @@ fn a_backup_that_is_not_json_is_replaced() {
         std::fs::write(&file, &original).unwrap();
         std::fs::write(backup_of(&file), &cut).unwrap();
         let run = run(add(&env, &file));
-        assert_ok(&run);
+        run.assert_ok();
         assert!(
             run.stdout().contains("was not valid JSON"),
             "a backup of {} bytes: {}",
@@ -277,7 +267,7 @@ fn a_backup_that_is_not_json_is_replaced() {
     std::fs::write(&file, "{\"model\": \"sonnet\"}\n").unwrap();
     std::fs::write(backup_of(&file), "{\"model\": \"haiku\"}\n").unwrap();
     let run = run(add(&env, &file));
-    assert_ok(&run);
+    run.assert_ok();
     assert!(
         run.stdout()
             .contains("the original from before the first change"),
@@ -513,7 +503,7 @@ fn a_strict_umask_does_not_narrow_the_mode() {
         ])
         .arg(bin())
         .arg(&file);
-        assert_ok(&run(cmd));
+        (run(cmd)).assert_ok();
         for f in [&file, &backup_of(&file)] {
             assert_eq!(
                 f.metadata().unwrap().mode() & 0o7777,
@@ -541,7 +531,7 @@ fn the_owner_is_kept() {
     std::fs::write(&file, "{\"model\": \"opus\"}\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(&file, Some(NOBODY), Some(NOBODY)).unwrap();
-    assert_ok(&run(add(&env, &file)));
+    (run(add(&env, &file))).assert_ok();
     for f in [&file, &backup_of(&file)] {
         let m = f.metadata().unwrap();
         assert_eq!(
@@ -705,7 +695,7 @@ fn json_too_deep_to_read_says_so() {
         )
     };
     std::fs::write(&file, nested(127)).unwrap();
-    assert_ok(&run(add(&env, &file)));
+    (run(add(&env, &file))).assert_ok();
     let v = read_json(&file);
     assert_eq!(ours(&v).len(), 1);
 
@@ -736,12 +726,12 @@ fn an_empty_or_blank_file_is_an_empty_object() {
             &env,
             &["remove", "--file", file.to_str().unwrap()],
         ));
-        assert_ok(&out);
+        out.assert_ok();
         assert!(out.stdout().contains("unchanged"), "{}", out.stdout());
         assert_eq!(std::fs::read_to_string(&file).unwrap(), blank);
 
         let out = run(add(&env, &file));
-        assert_ok(&out);
+        out.assert_ok();
         assert_eq!(
             read_json(&file),
             json!({"hooks": {"SessionStart": [{"matcher": "", "hooks": [
@@ -802,7 +792,7 @@ fn temporary_copies_left_by_a_stopped_run_are_removed() {
     for name in left.iter().chain(&kept) {
         std::fs::write(dir.join(name), "{\"model\": \"op").unwrap();
     }
-    assert_ok(&run(add(&env, &file)));
+    (run(add(&env, &file))).assert_ok();
     let mut expected: Vec<&str> = kept.to_vec();
     expected.extend(["settings.json", "settings.json.startup-hygiene.bak"]);
     expected.sort();

@@ -175,21 +175,28 @@ impl Hook {
     /// processes are its own: a scan that cannot see anything else on the machine. `None`
     /// (with the reason on stderr) where namespaces are not available.
     pub fn in_pid_namespace(self) -> Option<Hook> {
-        let mut cmd = pid_namespace()?;
-        cmd.arg(self.cmd.get_program()).args(self.cmd.get_args());
+        Some(self.under(pid_namespace()?))
+    }
+
+    /// The same hook, started through `wrapper` (a command such as `setpriv …` that ends
+    /// by running the program it is given): same arguments, environment and folder.
+    pub fn under(self, mut wrapper: Command) -> Hook {
+        wrapper
+            .arg(self.cmd.get_program())
+            .args(self.cmd.get_args());
         for (k, v) in self.cmd.get_envs() {
             match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
+                Some(v) => wrapper.env(k, v),
+                None => wrapper.env_remove(k),
             };
         }
         if let Some(dir) = self.cmd.get_current_dir() {
-            cmd.current_dir(dir);
+            wrapper.current_dir(dir);
         }
-        Some(Hook {
-            cmd,
+        Hook {
+            cmd: wrapper,
             stdin: self.stdin,
-        })
+        }
     }
 
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Hook {
@@ -329,6 +336,19 @@ impl Run {
         assert_eq!(self.code(), 0, "stderr: {}", self.stderr());
         serde_json::from_slice(&self.0.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout(), self.stderr()))
+    }
+}
+
+impl Run {
+    /// Exit 0, or a failure showing both outputs.
+    pub fn assert_ok(&self) {
+        assert_eq!(
+            self.code(),
+            0,
+            "stdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
     }
 }
 
