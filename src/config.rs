@@ -236,7 +236,10 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
             "orphans.match is not applied from a project's config ({} ignored): a repository \
              cannot choose which processes are reported or stopped; put the rules in your \
              own config ({}) or pass --match",
-            crate::report::plural(config.match_rules.len(), "rule"),
+            match config.match_rules.len() {
+                1 => "1 rule".to_string(),
+                n => format!("{n} rules"),
+            },
             defaults::USER_CONFIG_SHOWN
         ));
         config.match_rules.clear();
