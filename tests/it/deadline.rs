@@ -265,3 +265,32 @@ fn stdin_drained_by_another_reader_does_not_block() {
         "{blocked} of 10 runs blocked in read(0) until the deadline"
     );
 }
+
+/// The binary's own deadline, with its watchdog thread: 50,001 stale files and 20 ms. The
+/// watchdog reports and the process ends (a run that only reported, without ending the
+/// process, would go on until the work is done: many seconds here), exit 0, on time.
+#[test]
+fn the_binarys_own_deadline_ends_the_run() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    for pid in 0..50_001 {
+        std::fs::write(dir.join(format!("active-session-{}", 4_000_000 + pid)), b"").unwrap();
+    }
+    let project = env.project.to_str().unwrap().to_string();
+    let b = env
+        .hook()
+        .args(["--format", "json", "--dry-run", "--deadline-ms", "20"])
+        .args(["--project", &project])
+        .run_within(LIMIT);
+    assert!(b.ended_by_itself, "{}", b.run.stderr());
+    let report = b.run.json();
+    assert_eq!(report["cut_short"], true);
+    let judged = report["reaped"].as_array().unwrap().len();
+    assert!(judged < 50_001, "{judged}");
+    // Bounded, with room for a loaded machine: the work alone takes far longer.
+    assert!(b.elapsed < Duration::from_secs(3), "{:?}", b.elapsed);
+    eprintln!(
+        "deadline 20 ms: ended after {:?}, {judged} files judged",
+        b.elapsed
+    );
+}
