@@ -21,12 +21,16 @@ pub fn bin() -> &'static str {
 }
 
 /// Says, past the test harness's output capture (which takes only `print!`/`eprint!`), that
-/// the calling test did not do its work and why. Callers return right after.
+/// the calling test did not do its work and why. Callers return right after. Where every
+/// test must run (`STARTUP_HYGIENE_NO_SKIPS=1`, as `.ci/run` sets), a skip is a failure.
 pub fn skip(why: &str) {
     let name = std::thread::current()
         .name()
         .unwrap_or("a test")
         .to_string();
+    if std::env::var_os("STARTUP_HYGIENE_NO_SKIPS").is_some_and(|v| v == "1") {
+        panic!("{name} would be skipped, and STARTUP_HYGIENE_NO_SKIPS=1: {why}");
+    }
     let _ = writeln!(std::io::stderr(), "skipped: {name}: {why}");
 }
 
@@ -373,22 +377,31 @@ pub fn entry(report: &Value, key: &str, pid: i32) -> Option<Value> {
 
 /// `unshare --pid --fork --mount-proc`, to which the caller adds the program: a new PID
 /// namespace with its own /proc, where a scan sees only the processes started inside it.
-/// `None`, with the reason on stderr, where namespaces cannot be made here (probed once).
+/// Without root, the same inside a new user namespace (`--user --map-root-user`), where
+/// the test is root of its own namespaces. `None`, and a skip, where neither can be made
+/// here (probed once).
 pub fn pid_namespace() -> Option<Command> {
-    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let works = *WORKS.get_or_init(|| {
-        Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "true"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    const WAYS: [&[&str]; 2] = [
+        &["--pid", "--fork", "--mount-proc"],
+        &["--user", "--map-root-user", "--pid", "--fork", "--mount-proc"],
+    ];
+    static WAY: std::sync::OnceLock<Option<&[&str]>> = std::sync::OnceLock::new();
+    let way = *WAY.get_or_init(|| {
+        WAYS.into_iter().find(|flags| {
+            Command::new("unshare")
+                .args(*flags)
+                .arg("true")
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
     });
-    if !works {
-        skip("`unshare --pid --fork --mount-proc` is not available here");
+    let Some(flags) = way else {
+        skip("no PID namespace can be made here (`unshare --pid`, also in a user namespace)");
         return None;
-    }
+    };
     let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc"]);
+    cmd.args(flags);
     Some(cmd)
 }
 
