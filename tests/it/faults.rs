@@ -950,3 +950,20 @@ fn slow_rules_do_not_hide_the_marker_results() {
         report.warnings
     );
 }
+
+/// A zombie's command line is empty in the kernel, so the scan skips most zombies before
+/// it reads their stat. One that exits between its command line and its stat is still seen
+/// as a zombie there, and a zombie is never an orphan: the exited process is waiting for
+/// its parent, there is nothing left to stop. The fixture shows that moment (a command
+/// line, and state Z); the control beside it is the same process running.
+#[test]
+fn a_process_that_became_a_zombie_after_its_command_line_is_not_an_orphan() {
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    tree.process(10, 1, "node", MATCH);
+    tree.process(11, 1, "node", MATCH);
+    tree.stat(11, 1, b"node", b'Z', 100);
+    let report = run_in_process(&matching(&env, &tree));
+    assert_eq!(orphan_pids(&report), vec![10]);
+}

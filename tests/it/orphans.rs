@@ -278,6 +278,29 @@ fn detached_server_of_a_live_session_is_kept_until_that_session_dies() {
     .unwrap();
     assert!(!reported(&env.report(&[]), server), "its session is live");
 
+    // The entry's PID is alive, but started at another time: another process has that PID
+    // now, and the session is not live.
+    let other_start: u64 = start.parse::<u64>().unwrap() + 1;
+    std::fs::write(
+        env.home.join(format!(".claude/sessions/{owner}.json")),
+        format!(r#"{{"pid":{owner},"sessionId":"{session}","procStart":"{other_start}"}}"#),
+    )
+    .unwrap();
+    let r = env.report(&[]);
+    assert!(
+        group(&r, server).is_some(),
+        "a reused PID kept the session live: {r}"
+    );
+    std::fs::write(
+        env.home.join(format!(".claude/sessions/{owner}.json")),
+        format!(r#"{{"pid":{owner},"sessionId":"{session}","procStart":"{start}"}}"#),
+    )
+    .unwrap();
+    assert!(
+        !reported(&env.report(&[]), server),
+        "its session is live again"
+    );
+
     // The registry entry stays behind after a kill -9, but its process is gone.
     procs.kill(owner);
     let r = env.report(&[]);

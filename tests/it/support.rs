@@ -383,7 +383,13 @@ pub fn entry(report: &Value, key: &str, pid: i32) -> Option<Value> {
 pub fn pid_namespace() -> Option<Command> {
     const WAYS: [&[&str]; 2] = [
         &["--pid", "--fork", "--mount-proc"],
-        &["--user", "--map-root-user", "--pid", "--fork", "--mount-proc"],
+        &[
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+        ],
     ];
     static WAY: std::sync::OnceLock<Option<&[&str]>> = std::sync::OnceLock::new();
     let way = *WAY.get_or_init(|| {
