@@ -147,6 +147,18 @@ pub fn clean_env(cmd: &mut Command, home: &Path) {
     }
     cmd.env("HOME", home);
     cmd.env("CLAUDE_CONFIG_DIR", home.join(".claude"));
+    cmd.env("PATH", path_without_an_installed_hook());
+}
+
+/// The caller's PATH without the folders that hold a `startup-hygiene`: the plugin's
+/// `hooks/run.sh` falls back to one on PATH, and a test must meet the binary it built, or
+/// none, wherever the tool is installed.
+pub fn path_without_an_installed_hook() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !dir.join("startup-hygiene").exists())
+        .collect();
+    std::env::join_paths(kept).unwrap_or_default()
 }
 
 pub fn set_mtime(p: &Path, t: SystemTime) {
