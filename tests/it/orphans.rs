@@ -319,7 +319,7 @@ fn claude_as_pid_1_of_a_pid_namespace_owns_its_servers() {
     procs.named("bun");
     // In the namespace, the owner is PID 1. A middle process starts the server and exits, so
     // the server's parent becomes PID 1 itself; then the hook runs.
-    let inner = r#""$P/mid" -c '"$P/bun" -c "sleep 30; :" bun /x/orchestrator/dist/server.js & echo' mid; sleep 0.2; "$HOOK" --format json --owner "$OWNER" --project /"#;
+    let inner = r#""$P/mid" -c '"$P/bun" -c "sleep 30; :" bun /x/orchestrator/dist/server.js & echo' mid; i=0; until grep -qs '^[0-9]* (bun) S 1 ' /proc/[0-9]*/stat || [ $i -ge 500 ]; do sleep 0.01; i=$((i+1)); done; "$HOOK" --format json --owner "$OWNER" --project /"#;
     let run = |owner: &str| -> Value {
         let mut cmd = pid_namespace().expect("probed above");
         cmd.arg(dir.join(&env.owner)).args(["-c", inner, "owner"]);
@@ -449,7 +449,13 @@ fn kill_stops_a_group_and_only_with_kill() {
     procs.named("node");
     let script = r#"
         CLAUDECODE=1 CLAUDE_CODE_SESSION_ID=doomed "$P/npm" -c '"$P/node" -c "sleep 30; :" node; :' npm &
-        sleep 0.3
+        # Until the whole chain is there: npm, its node, and node's sleep.
+        i=0
+        until node=$(grep -ls "^[0-9]* (node) S $! " /proc/[0-9]*/stat) &&
+            grep -qs "^[0-9]* (sleep) S $(echo "$node" | cut -d/ -f3) " /proc/[0-9]*/stat ||
+            [ $i -ge 500 ]; do
+            sleep 0.01; i=$((i+1))
+        done
         "$HOOK" --format json --owner "$OWNER" --project / > "$D/scan.json"
         "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/kill.json"
         for s in /proc/[0-9]*/stat; do cat "$s"; echo; done > "$D/after.txt" 2>/dev/null
