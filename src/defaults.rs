@@ -33,9 +33,9 @@ pub const STDIN_WAIT: Duration = Duration::from_secs(1);
 /// The whole run, unless `--deadline-ms` says otherwise.
 pub const DEADLINE: Duration = Duration::from_secs(2);
 pub const DEADLINE_MAX_MS: u64 = 600_000;
-/// Without a watchdog thread, a run stuck in a kernel wait past its deadline (that a signal
-/// handler cannot interrupt) is ended by SIGKILL this much later.
-pub const DEADLINE_BACKSTOP: Duration = Duration::from_millis(250);
+/// Without a watchdog thread, a run that has not reported this long after its deadline
+/// (stuck in a kernel wait, or still rendering a huge report) is ended by SIGKILL.
+pub const DEADLINE_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// A live non-owner process that started this long after a state file was last written
 /// holds a reused PID. The slack absorbs clock granularity and slow writers.

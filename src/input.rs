@@ -51,6 +51,7 @@ pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
     let end = Instant::now() + wait;
     let mut data = Vec::new();
     loop {
+        crate::deadline::checkpoint();
         let left = end.saturating_duration_since(Instant::now());
         let timed_out = match sys::wait_readable(fd, left) {
             Ok(ready) => !ready,

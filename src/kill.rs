@@ -59,6 +59,7 @@ pub fn stop(
     };
     let mut signalled: Vec<&Pinned> = Vec::new();
     for pid in groups.iter().flat_map(OrphanGroup::pids) {
+        crate::deadline::checkpoint();
         if !fs.is_real() {
             refuse(pid, "the process table read was not the system's /proc");
             continue;

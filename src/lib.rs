@@ -4,6 +4,7 @@
 pub mod arena;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod defaults;
 pub mod glob;
 pub mod input;

@@ -27,6 +27,9 @@ pub struct Scan<'a> {
     /// (the user's) share a budget, so that no rule, however slow, hides the built-in and
     /// environment-marker results.
     pub builtin_rules: usize,
+    /// Pin each orphan for `--kill` (see `scan`), at most this many: each pin is an open
+    /// file until the run ends. 0: none.
+    pub pins: usize,
     pub uid: u32,
     /// This process: it and its ancestors are never reported.
     pub me: i32,
@@ -34,10 +37,10 @@ pub struct Scan<'a> {
 }
 
 /// Scans the process table; every orphan found goes to `sink` as soon as it is known, so a
-/// run cut short by its deadline still reports it. In the system's `/proc`, each orphan
-/// reported is pinned (`kill::Pinned`): its pidfd is opened first, then its files are read
-/// again, then it is found still running, so what was judged is the process `--kill` may
-/// signal. Returns those pins.
+/// run cut short by its deadline still reports it. With `Scan::pin` (for `--kill`), in the
+/// system's `/proc`, each orphan reported is pinned (`kill::Pinned`): its pidfd is opened
+/// first, then its files are read again, then it is found still running, so what was
+/// judged is the process `--kill` may signal. Returns those pins.
 pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     let mut pins = Pins::new();
     let pids = match table.fs.pids() {
@@ -57,6 +60,8 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     let mut line = Vec::with_capacity(4096);
+    // Only --kill needs pins (a pidfd each, kept to the end, and a second read).
+    let mut pinning = scan.pins > 0 && table.fs.is_real();
     let mut matcher = Matcher {
         rules: scan.rules,
         // A rule the matcher refuses (too long to match in linear time) is said, not dropped
@@ -75,6 +80,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         budget: defaults::USER_RULE_BUDGET,
     };
     for pid in pids {
+        crate::deadline::checkpoint();
         if pid == scan.me || kernel_threads.contains(&pid) {
             continue;
         }
@@ -83,12 +89,26 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         };
         // A candidate: pin it, then read it all again, so every fact below is of the pinned
         // process (the first reads may have been of an earlier holder of the PID).
-        let pin = if table.fs.is_real() {
+        if pinning && pins.len() >= scan.pins {
+            pinning = false;
+            sink.warn(format!(
+                "--kill pins at most {} processes here (the open-file limit); the rest of the orphans are reported, not stopped",
+                scan.pins
+            ));
+        }
+        let pin = if pinning {
             match Pinned::open(pid) {
                 Ok(pin) => Some(pin),
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
-                // No pidfds here (a kernel before 5.3): reported, never signalled.
-                Err(_) => None,
+                Err(e) => {
+                    // Out of file descriptors, or no pidfds (a kernel before 5.3): the rest is
+                    // reported, never signalled, and no more descriptors are spent on it.
+                    pinning = false;
+                    sink.warn(format!(
+                        "cannot pin processes for --kill ({e}); the rest of the orphans are reported, not stopped"
+                    ));
+                    None
+                }
             }
         } else {
             None

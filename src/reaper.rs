@@ -182,6 +182,7 @@ fn reap_dir(
         }
     };
     for name in names {
+        crate::deadline::checkpoint();
         let Some(pid) = rule.pid_of(name.to_bytes()) else {
             put_back_if_orphaned(rule, dir, &name, dir_path, table, sink);
             continue;

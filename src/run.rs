@@ -48,16 +48,6 @@ impl Sink {
         self.push(|r| r.warnings.push(warning));
     }
 
-    /// The report so far, unless the lock is held this instant (for a signal handler,
-    /// which must not wait for the code it interrupted).
-    pub fn try_snapshot(&self) -> Option<Report> {
-        match self.0.try_lock() {
-            Ok(r) => Some(r.clone()),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().clone()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
-
     pub fn snapshot(&self) -> Report {
         self.0
             .lock()
@@ -173,8 +163,8 @@ pub fn run(opts: &Options) -> Report {
 /// limit, say, with hundreds of orphans).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fallback {
-    /// Kernel timers and a signal handler, for the binary: at the deadline the handler
-    /// reports what is known and ends the process; should the work be stuck in a kernel
+    /// Kernel timers, for the binary (`deadline`): after the deadline the work reports what
+    /// is known at its next checkpoint and ends the process; should it be stuck in a kernel
     /// wait that only a fatal signal ends (a hung mount), a second timer sends SIGKILL
     /// `defaults::DEADLINE_BACKSTOP` later. The process is then ended without a report,
     /// but on time.
@@ -206,24 +196,16 @@ where
             Arc::clone(&finish),
             Arc::clone(&reported),
         );
-        // Reports what the sink holds, unless the work already did; false when the sink is
-        // busy this instant (only the signal handler cannot wait for it).
-        move |wait: bool| -> bool {
+        // Reports what the sink holds, unless the work already did.
+        move || {
             if reported.load(Ordering::SeqCst) {
-                return true;
+                return;
             }
-            let Some(mut report) = (if wait {
-                Some(sink.snapshot())
-            } else {
-                sink.try_snapshot()
-            }) else {
-                return false;
-            };
+            let mut report = sink.snapshot();
             if !reported.swap(true, Ordering::SeqCst) {
                 report.cut_short = true;
                 finish(report);
             }
-            true
         }
     };
     let watchdog = {
@@ -233,12 +215,12 @@ where
             .stack_size(256 * 1024)
             .spawn(move || {
                 sleep_until(deadline_at);
-                at_deadline(true);
+                at_deadline();
             })
     };
     if let Err(e) = watchdog {
         let kept = match fallback {
-            Fallback::Timers => deadline_timers::arm(opts.deadline, move || at_deadline(false)),
+            Fallback::Timers => crate::deadline::arm(opts.deadline, at_deadline),
             Fallback::None => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
         };
         sink.warn(match kept {
@@ -254,7 +236,9 @@ where
         if let Some(w) = input_warning {
             sink.warn(w);
         }
+        crate::deadline::checkpoint();
         let project = resolve_project(opts, &input, &sink);
+        crate::deadline::checkpoint();
         work(opts, project.as_deref(), &sink, deadline_at)
     }));
     if outcome.is_err() {
@@ -265,46 +249,6 @@ where
     }
     finish(sink.snapshot());
     true
-}
-
-/// The deadline without a thread: kernel timers and a signal handler (`Fallback::Timers`).
-mod deadline_timers {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicI32, Ordering};
-    use std::time::Duration;
-
-    use crate::{defaults, sys};
-
-    type Reporter = Box<dyn Fn() -> bool + Send + Sync>;
-    static REPORT: OnceLock<Reporter> = OnceLock::new();
-    static TIMER: AtomicI32 = AtomicI32::new(-1);
-    static BACKSTOP: AtomicI32 = AtomicI32::new(-1);
-
-    pub fn arm(
-        after: Duration,
-        report: impl Fn() -> bool + Send + Sync + 'static,
-    ) -> std::io::Result<()> {
-        if REPORT.set(Box::new(report)).is_err() {
-            return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
-        }
-        sys::on_signal(libc::SIGALRM, on_alarm)?;
-        TIMER.store(sys::signal_timer(libc::SIGALRM, after)?, Ordering::SeqCst);
-        let backstop = sys::signal_timer(libc::SIGKILL, after + defaults::DEADLINE_BACKSTOP)?;
-        BACKSTOP.store(backstop, Ordering::SeqCst);
-        Ok(())
-    }
-
-    extern "C" fn on_alarm(_: libc::c_int) {
-        let Some(report) = REPORT.get() else { return };
-        // This runs, so the work is not stuck in the kernel: the backstop is not needed
-        // while the report is made (a big one takes a while in a debug build).
-        let _ = sys::rearm_timer(BACKSTOP.load(Ordering::SeqCst), Duration::ZERO);
-        // The work holds the sink's lock for a moment at a time: try again very soon.
-        if !report() {
-            let _ = sys::rearm_timer(TIMER.load(Ordering::SeqCst), Duration::from_millis(1));
-            let _ = sys::rearm_timer(BACKSTOP.load(Ordering::SeqCst), defaults::DEADLINE_BACKSTOP);
-        }
-    }
 }
 
 /// Sleeps until `at`, whatever wakes the thread early.
@@ -395,16 +339,24 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
     };
     let owners = opts.owners.clone().map(OwnerSet::new).unwrap_or_default();
     let mut table = ProcessTable::new(fs, owners);
+    crate::deadline::checkpoint();
     reaper::reap(&config.state_rules, project, &mut table, opts.dry_run, sink);
 
     let me = sys::pid();
     let uid = sys::uid();
     let mut registry = Registry::from_env();
+    // Each pin is an open file: leave room for the scan's own reads.
+    let pin_limit = if opts.kill {
+        (sys::raise_open_file_limit() as usize).saturating_sub(64)
+    } else {
+        0
+    };
     let pins = orphans::scan(
         &mut table,
         orphans::Scan {
             rules: &config.match_rules,
             builtin_rules: Config::builtin().match_rules.len(),
+            pins: pin_limit,
             uid,
             me,
             registry: &mut registry,

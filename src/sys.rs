@@ -145,6 +145,32 @@ pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()
     }
 }
 
+/// Raises this process's soft limit of open files to its hard limit (`--kill` keeps a pidfd
+/// per orphan, and a machine may have more orphans than the usual 1,024). Returns the
+/// limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes `lim`; setrlimit reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur as u64;
+            }
+        }
+    }
+    lim.rlim_cur as u64
+}
+
 /// Moves a directory handle back to its first entry.
 pub fn rewind(dir: BorrowedFd) -> io::Result<()> {
     // SAFETY: lseek on an fd we hold.

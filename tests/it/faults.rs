@@ -884,6 +884,7 @@ fn a_chain_of_matches_is_walked_once() {
         orphans::Scan {
             rules: &rules,
             builtin_rules: 0,
+            pins: usize::MAX,
             uid: startup_hygiene::sys::uid(),
             me: 0,
             registry: &mut Registry::from_env(),

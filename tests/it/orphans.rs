@@ -512,3 +512,66 @@ fn kill_stops_a_group_and_only_with_kill() {
         );
     }
 }
+
+/// More orphans than the usual limit of 1,024 open files: `--kill` keeps a pidfd per
+/// orphan, so it raises the soft limit to the hard one; where the hard limit is that low
+/// too, the orphans beyond it are still reported (not stopped, and a warning says why),
+/// and without `--kill` no descriptor is kept at all. (Before, an `EMFILE` there made the
+/// scan read every later process as unreadable: 1,017 of 1,100 reported, no warning.)
+#[test]
+fn more_orphans_than_open_files() {
+    let env = TestEnv::new();
+    let procs = Procs::new();
+    let Some(mut cmd) = pid_namespace() else {
+        return;
+    };
+    let dir = procs.named("init").parent().unwrap().to_path_buf();
+    let script = r#"
+        i=0
+        while [ $i -lt 1100 ]; do
+            CLAUDECODE=1 CLAUDE_CODE_SESSION_ID=many sleep 600 &
+            i=$((i+1))
+        done
+        # Until every one of them has become `sleep` (a forked child has no markers yet).
+        i=0
+        until [ "$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$')" -ge 1100 ] || [ $i -ge 1000 ]; do
+            sleep 0.01; i=$((i+1))
+        done
+        ulimit -Sn 1024
+        "$HOOK" --format json --owner "$OWNER" --project / > "$D/scan.json"
+        (ulimit -Hn 1024; "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/low.json")
+        "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/kill.json"
+    "#;
+    cmd.arg(dir.join("init")).args(["-c", script, "init"]);
+    clean_env(&mut cmd, &env.home);
+    cmd.env("HOOK", bin())
+        .env("OWNER", &env.owner)
+        .env("D", &env.root);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(env.root.join(name)).unwrap()).unwrap()
+    };
+    let scan = read("scan.json");
+    assert_eq!(pids(&scan, "orphans").len(), 1100, "{}", scan["warnings"]);
+    let low = read("low.json");
+    assert_eq!(pids(&low, "orphans").len(), 1100, "{}", low["warnings"]);
+    assert!(
+        low["warnings"]
+            .to_string()
+            .contains("--kill pins at most 960 processes here"),
+        "{}",
+        low["warnings"]
+    );
+    let kill = read("kill.json");
+    assert_eq!(
+        pids(&kill, "stopped").len() + pids(&low, "stopped").len(),
+        1100,
+        "{}",
+        kill["not_stopped"]
+    );
+}

@@ -705,6 +705,7 @@ fn pid_reuse_inside_a_namespace() {
             orphans::Scan {
                 rules: &rules,
                 builtin_rules: 0,
+                pins: usize::MAX,
                 uid: startup_hygiene::sys::uid(),
                 me: 1,
                 registry: &mut Registry::from_env(),

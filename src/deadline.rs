@@ -1,0 +1,45 @@
+//! The deadline where no watchdog thread can start (a user at the process limit): kernel
+//! timers instead of a thread.
+//!
+//! At the deadline, SIGALRM's handler only sets a flag: a signal can arrive anywhere, even
+//! inside `malloc`, so the handler itself must neither allocate nor lock. The work looks at
+//! the flag at its checkpoints (each file, each process, each step of a run) and makes the
+//! report there, in normal context. A run stuck where it never reaches a checkpoint (a
+//! kernel wait that only a fatal signal ends: a hung mount) is ended by the second timer,
+//! SIGKILL, `defaults::DEADLINE_BACKSTOP` later; that one is never disarmed.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::{defaults, sys};
+
+type Reporter = Box<dyn Fn() + Send + Sync>;
+static REPORT: OnceLock<Reporter> = OnceLock::new();
+static FIRED: AtomicBool = AtomicBool::new(false);
+
+/// Arms the timers; `report` is called at the first checkpoint after the deadline (it
+/// reports and ends the process, or returns if the run already reported).
+pub fn arm(after: Duration, report: impl Fn() + Send + Sync + 'static) -> std::io::Result<()> {
+    if REPORT.set(Box::new(report)).is_err() {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    }
+    sys::on_signal(libc::SIGALRM, on_alarm)?;
+    sys::signal_timer(libc::SIGALRM, after)?;
+    sys::signal_timer(libc::SIGKILL, after + defaults::DEADLINE_BACKSTOP)?;
+    Ok(())
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    FIRED.store(true, Ordering::SeqCst);
+}
+
+/// Where the work may stop for the deadline: one load of a flag unless the timers fired.
+#[inline]
+pub fn checkpoint() {
+    if FIRED.load(Ordering::Relaxed)
+        && let Some(report) = REPORT.get()
+    {
+        report();
+    }
+}
