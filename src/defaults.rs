@@ -41,12 +41,6 @@ pub const DEADLINE_BACKSTOP: Duration = Duration::from_secs(1);
 /// holds a reused PID. The slack absorbs clock granularity and slow writers.
 pub const REUSE_SLACK_SECS: f64 = 5.0;
 
-/// Command-line bytes that the user's rules (config and `--match`) may be matched against
-/// per run, counted once per rule: far beyond any real machine (1,000 processes × 1 KiB ×
-/// 10 rules is 10 MiB), it stops a hostile or mistaken rule on huge command lines from
-/// eating the deadline before the built-in and environment-marker results are in.
-pub const USER_RULE_BUDGET: usize = 256 << 20;
-
 /// Largest PID the kernel can hand out (`PID_MAX_LIMIT` on 64-bit).
 pub const PID_MAX_LIMIT: u32 = 4_194_304;
 /// A `/proc` file is read up to this size; markers beyond it are not seen.

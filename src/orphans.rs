@@ -8,6 +8,7 @@
 //! ancestor chains of matches.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use crate::config::MatchRule;
 use crate::defaults;
@@ -24,9 +25,11 @@ use crate::sys;
 pub struct Scan<'a> {
     pub rules: &'a [MatchRule],
     /// How many of `rules`, at the front, are built in: those are always applied. The rest
-    /// (the user's) share a budget, so that no rule, however slow, hides the built-in and
-    /// environment-marker results.
+    /// (the user's) are applied until `user_rules_until`, so that no rule, however slow on
+    /// however many long command lines, keeps the scan from the built-in and
+    /// environment-marker results before the deadline.
     pub builtin_rules: usize,
+    pub user_rules_until: Option<Instant>,
     /// Pin each orphan for `--kill` (see `scan`), at most this many: each pin is an open
     /// file until the run ends. 0: none.
     pub pins: usize,
@@ -77,14 +80,23 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
             .collect(),
         builtin: scan.builtin_rules.min(scan.rules.len()),
         uid: scan.uid,
-        budget: defaults::USER_RULE_BUDGET,
+        until: scan.user_rules_until,
+        stopped: false,
     };
     for pid in pids {
         crate::deadline::checkpoint();
         if pid == scan.me || kernel_threads.contains(&pid) {
             continue;
         }
-        let Some(first) = matcher.matches(table, pid, &mut line) else {
+        let was_stopped = matcher.stopped;
+        let first = matcher.matches(table, pid, &mut line);
+        if matcher.stopped && !was_stopped {
+            sink.warn(
+                "the command-line rules of your config and --match stopped at half the deadline; the built-in and environment-marker rules went on"
+                    .to_string(),
+            );
+        }
+        let Some(first) = first else {
             continue;
         };
         // A candidate: pin it, then read it all again, so every fact below is of the pinned
@@ -161,12 +173,6 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         }
         sink.push(|r| r.orphans.push(orphan));
     }
-    if matcher.budget == 0 {
-        sink.warn(format!(
-            "command-line rules of your config and --match stopped after {} MiB of command lines; the built-in and environment-marker rules went on",
-            defaults::USER_RULE_BUDGET >> 20
-        ));
-    }
     pins
 }
 
@@ -177,8 +183,10 @@ struct Matcher<'a> {
     /// `rules[..builtin]` are built in.
     builtin: usize,
     uid: u32,
-    /// Bytes of command line the other rules may still be matched against.
-    budget: usize,
+    /// The other rules are applied until then.
+    until: Option<Instant>,
+    /// They stopped there.
+    stopped: bool,
 }
 
 impl Matcher<'_> {
@@ -199,17 +207,19 @@ impl Matcher<'_> {
             Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, line),
             _ => return None,
         };
-        // The built-in rules first; the user's only while their budget lasts.
+        // The built-in rules first; the user's only while their time lasts.
         let hit = |g: &Option<glob::Glob>| g.as_ref().is_some_and(|g| g.matches_bytes(line));
         let mut named = self.globs[..self.builtin].iter().position(hit);
-        let user = &self.globs[self.builtin..];
-        if named.is_none() && !user.is_empty() {
-            let cost = line.len().max(1).saturating_mul(user.len());
-            if cost <= self.budget {
-                self.budget -= cost;
-                named = user.iter().position(hit).map(|i| i + self.builtin);
-            } else {
-                self.budget = 0;
+        if named.is_none() && !self.stopped {
+            for (i, g) in self.globs.iter().enumerate().skip(self.builtin) {
+                if self.until.is_some_and(|t| Instant::now() >= t) {
+                    self.stopped = true;
+                    break;
+                }
+                if hit(g) {
+                    named = Some(i);
+                    break;
+                }
             }
         }
         let markers = match table.fs.read(pid, "environ") {

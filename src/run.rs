@@ -357,6 +357,11 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
             rules: &config.match_rules,
             builtin_rules: Config::builtin().match_rules.len(),
             pins: pin_limit,
+            // Half of what is left: the other half is for the rest of the scan.
+            user_rules_until: {
+                let now = Instant::now();
+                Some(now + deadline_at.saturating_duration_since(now) / 2)
+            },
             uid,
             me,
             registry: &mut registry,

@@ -885,6 +885,7 @@ fn a_chain_of_matches_is_walked_once() {
             rules: &rules,
             builtin_rules: 0,
             pins: usize::MAX,
+            user_rules_until: None,
             uid: startup_hygiene::sys::uid(),
             me: 0,
             registry: &mut Registry::from_env(),
@@ -906,19 +907,20 @@ fn a_chain_of_matches_is_walked_once() {
 }
 
 /// The review's slow rules: command lines of 7 × 128 KiB against `*` + 10,000 × `x` + `y?`
-/// took 12 s for one, and a slow rule cut a run short before a real orphan was found. Here
-/// 60 such command lines meet that rule (refused: too long to match in linear time) and 8
-/// literal rules of 2,003 characters of the user's, and an orphan found by Claude Code's
-/// markers is among them: it is reported, the run is not cut short, and the user's rules
-/// stop at their budget with a warning.
+/// took 12 s for one, and a slow rule cut a run short before a real orphan was found. Here,
+/// at the default 2 s deadline: 40 command lines of 128 KiB; that rule (refused: too
+/// long to match in linear time), a literal one of 2,003 characters, and 8 of the slowest
+/// kind accepted (256 characters, `*` + `x?` × 127 + a letter); and an orphan that only
+/// Claude Code's markers find. It is reported, the run is not cut short, and the user's
+/// rules stop at half the deadline with a warning.
 #[test]
 fn slow_rules_do_not_hide_the_marker_results() {
     let env = TestEnv::new();
     let tree = ProcTree::new(&env);
     tree.process(1, 0, "init", "/sbin/init\0");
     let arg = "x".repeat(128 << 10);
-    let long: String = (0..7).map(|_| format!("{arg}\0")).collect();
-    for pid in 100..160 {
+    let long = format!("{arg}\0");
+    for pid in 100..140 {
         tree.process(pid, 1, "node", &long);
     }
     tree.process(130_000, 1, "node", "node\0server.js\0");
@@ -928,25 +930,25 @@ fn slow_rules_do_not_hide_the_marker_results() {
         b"CLAUDECODE=1\0CLAUDE_CODE_SESSION_ID=gone\0",
     );
     let mut opts = in_process_options(&env, &tree);
-    // The review's rule, and 8 rules of 2,003 characters.
-    opts.matches = std::iter::once(format!("*{}y?", "x".repeat(10_000)))
-        .chain((0..8).map(|i| format!("*{}{i}y*", "x".repeat(2_000))))
-        .collect();
+    opts.deadline = startup_hygiene::defaults::DEADLINE;
+    opts.matches = [
+        format!("*{}y?", "x".repeat(10_000)),
+        format!("*{}y*", "x".repeat(2_000)),
+    ]
+    .into_iter()
+    .chain(('a'..='h').map(|c| format!("*{}{c}", "x?".repeat(127))))
+    .collect();
     let report = run_in_process(&opts);
     assert!(!report.cut_short, "{:?}", report.warnings);
     assert_eq!(orphan_pids(&report), vec![130_000]);
+    let warned = |what: &str| report.warnings.iter().any(|w| w.contains(what));
     assert!(
-        report.warnings.iter().any(|w| w.contains(
-            "ignored: a pattern with '?' may have at most 256 characters; this one has 10003"
-        )),
+        warned("ignored: a pattern with '?' may have at most 256 characters; this one has 10003"),
         "{:?}",
         report.warnings
     );
     assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("stopped after 256 MiB of command lines")),
+        warned("stopped at half the deadline"),
         "{:?}",
         report.warnings
     );

@@ -706,6 +706,7 @@ fn pid_reuse_inside_a_namespace() {
                 rules: &rules,
                 builtin_rules: 0,
                 pins: usize::MAX,
+                user_rules_until: None,
                 uid: startup_hygiene::sys::uid(),
                 me: 1,
                 registry: &mut Registry::from_env(),
