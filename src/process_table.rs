@@ -101,12 +101,18 @@ impl ProcessTable {
     }
 
     /// Whether some process has `pid` as its PID in a PID namespace below ours (the later
-    /// entries of `NSpid:` in its status). The first call reads every process's status;
-    /// the reaper asks only about PIDs that no process here has.
+    /// entries of `NSpid:` in its status). The reaper asks only about PIDs that no process
+    /// here has. The first call looks at every process's namespace (one `readlink`), and
+    /// reads the status only of those in another namespace, or whose namespace it may not
+    /// see (another user's): on a machine without containers, one readlink per process.
     pub fn held_in_another_namespace(&mut self, pid: i32) -> bool {
         if self.nested_pids.is_none() {
+            let ours = self.fs.pid_namespace(None);
             let mut nested = BTreeSet::new();
             for p in self.fs.pids().unwrap_or_default() {
+                if ours.is_some() && self.fs.pid_namespace(Some(p)) == ours {
+                    continue;
+                }
                 if let Ok(status) = self.fs.read(p, "status") {
                     nested.extend(crate::procfs::nspids(status).into_iter().skip(1));
                 }

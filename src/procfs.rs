@@ -298,6 +298,16 @@ impl ProcFs {
         sys::readlink_at(self.root.as_fd(), PidPath::new(pid, "exe").as_cstr()).ok()
     }
 
+    /// The PID namespace of `pid` (`pid:[<inode>]`), or of this process for `None`; needs
+    /// the right to trace the process.
+    pub fn pid_namespace(&self, pid: Option<i32>) -> Option<Vec<u8>> {
+        let path = match pid {
+            Some(pid) => PidPath::new(pid, "ns/pid"),
+            None => PidPath::named("self/ns/pid"),
+        };
+        sys::readlink_at(self.root.as_fd(), path.as_cstr()).ok()
+    }
+
     /// Whether a PID is taken. Asks the kernel for the real `/proc`; in a fixture tree a PID
     /// lives while its directory exists.
     pub fn probe(&self, pid: i32) -> sys::Probe {
@@ -341,6 +351,14 @@ impl PidPath {
             let name = &file.as_bytes()[..file.len().min(room)];
             buf[len + 1..len + 1 + name.len()].copy_from_slice(name);
         }
+        PidPath(buf)
+    }
+
+    /// A fixed path below the root, such as `self/…`.
+    fn named(path: &str) -> PidPath {
+        let mut buf = [0u8; 48];
+        let n = path.len().min(buf.len() - 1);
+        buf[..n].copy_from_slice(&path.as_bytes()[..n]);
         PidPath(buf)
     }
 
