@@ -284,7 +284,7 @@ fn remove_judged(
         }
     }
     // Not the file that was judged (or it could not be removed): it goes back.
-    if let Err(e) = sys::rename_in(dir, &aside, name, libc::RENAME_NOREPLACE) {
+    if let Err(e) = put_back(dir, &aside, name) {
         sink.warn(format!(
             "{} changed while it was being removed and could not be put back ({e}); it is at {dir_path}/{}",
             shown(),
@@ -292,6 +292,19 @@ fn remove_judged(
         ));
     }
     false
+}
+
+/// Gives a set-aside entry its name back, never over an entry that took the name meanwhile
+/// (`EEXIST`): with `RENAME_NOREPLACE`, or where the file system lacks it (`EINVAL`, NFS),
+/// a hard link under the name, then the aside name removed.
+fn put_back(dir: BorrowedFd, aside: &CStr, name: &CStr) -> std::io::Result<()> {
+    match sys::rename_in(dir, aside, name, libc::RENAME_NOREPLACE) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            sys::link_in(dir, aside, name)?;
+            sys::unlink_at(dir, aside)
+        }
+        r => r,
+    }
 }
 
 /// An entry set aside by a run that ended before it could finish (the deadline, a kill):
@@ -314,12 +327,14 @@ fn put_back_if_orphaned(
     let Some(owner) = crate::procfs::parse_pid(owner) else {
         return;
     };
-    // Only this rule's names, and only if the run that set it aside is gone.
-    if rule.pid_of(name).is_none() || table.fs.probe(owner) != Probe::Dead {
+    // Only this rule's names, and only if the run that set it aside is gone (a process of
+    // ours with the same PID, in another container, is gone too).
+    if rule.pid_of(name).is_none() || (owner != sys::pid() && table.fs.probe(owner) != Probe::Dead)
+    {
         return;
     }
     let Ok(name) = CString::new(name) else { return };
-    match sys::rename_in(dir, aside, &name, libc::RENAME_NOREPLACE) {
+    match put_back(dir, aside, &name) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => sink.warn(format!(

@@ -681,6 +681,21 @@ fn a_file_left_aside_by_a_dead_run_is_put_back() {
         env.names_in_state_dir(),
         vec![format!("active-session-{live}")]
     );
+
+    // A name taken again meanwhile (a live session wrote a new file) is never overwritten:
+    // the entry set aside stays where it is, and a warning says so.
+    let aside = format!(".startup-hygiene.{gone_run}.active-session-{live}");
+    std::fs::write(dir.join(&aside), "older").unwrap();
+    let r = env.report(&[]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(format!("active-session-{live}"))).unwrap(),
+        "live"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join(&aside)).unwrap(), "older");
+    assert!(
+        r["warnings"].to_string().contains("cannot be put back"),
+        "{r}"
+    );
 }
 
 /// A live session in a container that shares the project folder names its file by the PID
