@@ -3,7 +3,7 @@
 //! Every field is optional, unknown fields are ignored, and a field of the wrong type is
 //! treated as absent. Nothing here can fail the run: a problem becomes a warning.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -50,6 +50,8 @@ pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
     };
     let end = Instant::now() + wait;
     let mut data = Vec::new();
+    // Where pipes cannot be read with RWF_NOWAIT: a non-blocking description of our own.
+    let mut own: Option<std::os::fd::OwnedFd> = None;
     loop {
         crate::deadline::checkpoint();
         let left = end.saturating_duration_since(Instant::now());
@@ -60,7 +62,29 @@ pub fn read_stdin(limit: usize, wait: Duration) -> (HookInput, Option<String>) {
         let read = if timed_out {
             Err(std::io::ErrorKind::TimedOut.into())
         } else {
-            sys::read_nowait(fd, kind, &mut data, limit + 1)
+            match &own {
+                Some(own) => {
+                    sys::read_nowait(own.as_fd(), sys::FdKind::Other, &mut data, limit + 1)
+                }
+                None => sys::read_nowait(fd, kind, &mut data, limit + 1),
+            }
+        };
+        let read = match read {
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported && own.is_none() => {
+                match sys::reopen_nonblocking(fd) {
+                    Ok(fd) => own = Some(fd),
+                    Err(e) => {
+                        return (
+                            HookInput::default(),
+                            Some(format!(
+                                "stdin cannot be read without waiting ({e}); ignored"
+                            )),
+                        );
+                    }
+                }
+                continue;
+            }
+            r => r,
         };
         match read {
             Ok(0) => break,

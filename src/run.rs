@@ -231,7 +231,8 @@ where
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let (input, input_warning) = input::read_stdin(
             defaults::STDIN_LIMIT,
-            defaults::STDIN_WAIT.min(opts.deadline),
+            // Never the whole deadline: a pipe nobody closes must leave time for the work.
+            defaults::STDIN_WAIT.min(opts.deadline / 2),
         );
         if let Some(w) = input_warning {
             sink.warn(w);

@@ -343,15 +343,12 @@ pub fn wait_readable(fd: BorrowedFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
-/// Whether every writer of a pipe has gone (`POLLHUP`), asked without waiting.
-fn hung_up(fd: BorrowedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no wait.
-    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLHUP != 0 }
+/// The file `fd` refers to, opened again through `/proc/self/fd`, non-blocking: a new
+/// open file description, so the flag changes nothing for the processes that share `fd`'s.
+/// (For a pipe where `RWF_NOWAIT` is not supported.)
+pub fn reopen_nonblocking(fd: BorrowedFd) -> io::Result<OwnedFd> {
+    let path = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    open_read_at(None, &path, true)
 }
 
 /// What `fd` is, from `fstat`: `None` for a character device (a terminal, `/dev/null`),
@@ -560,26 +557,11 @@ pub fn read_nowait(
             // SAFETY: one iovec over the spare capacity; offset -1 is "the current one".
             let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
             if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP) {
-                // A kernel without RWF_NOWAIT for pipes: read only what is there now.
-                let mut ready: libc::c_int = 0;
-                // SAFETY: FIONREAD writes one int.
-                if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut ready) } < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if ready <= 0 {
-                    // Readable with nothing in it: the end (all writers gone), or another
-                    // reader was faster.
-                    return if hung_up(fd) {
-                        Ok(0)
-                    } else {
-                        Err(io::Error::from(io::ErrorKind::WouldBlock))
-                    };
-                }
-                // SAFETY: as above, at most `ready.min(room)` bytes.
-                unsafe { libc::read(fd.as_raw_fd(), spare.cast(), room.min(ready as usize)) }
-            } else {
-                n
+                // A kernel without RWF_NOWAIT for pipes: the caller reads a description of
+                // its own instead (`reopen_nonblocking`).
+                return Err(io::Error::from(io::ErrorKind::Unsupported));
             }
+            n
         }
         // SAFETY: as above.
         FdKind::Other => unsafe { libc::read(fd.as_raw_fd(), spare.cast(), room) },
@@ -607,5 +589,61 @@ pub fn flock(fd: BorrowedFd, op: libc::c_int) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r.map(drop),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// The promise itself: with nothing to read and the writer still there (as when another
+    /// reader took what `poll` announced), a read of a pipe or a socket returns at once.
+    /// (A read that waits would hang here: it is bounded by the channel's time-out.)
+    #[test]
+    fn reads_of_an_empty_pipe_or_socket_do_not_wait() {
+        for kind in [FdKind::Pipe, FdKind::Socket] {
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 and socketpair write two fds, owned below.
+            let r = unsafe {
+                match kind {
+                    FdKind::Pipe => libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC),
+                    _ => libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()),
+                }
+            };
+            assert_eq!(r, 0);
+            // SAFETY: fresh fds.
+            let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = tx.send(read_nowait(r.as_fd(), kind, &mut buf, 10).map_err(|e| e.kind()));
+            });
+            let got = rx.recv_timeout(Duration::from_secs(5));
+            assert_eq!(got, Ok(Err(io::ErrorKind::WouldBlock)), "{kind:?}");
+            drop(w);
+        }
+    }
+
+    /// The fallback for pipes without RWF_NOWAIT: a description of our own that does not
+    /// wait, while the original one still does.
+    #[test]
+    fn a_reopened_pipe_does_not_wait() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two fds, owned below.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: fresh fds.
+        let (r, _w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let own = reopen_nonblocking(r.as_fd()).unwrap();
+        let mut buf = Vec::new();
+        let e = read_nowait(own.as_fd(), FdKind::Other, &mut buf, 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // SAFETY: F_GETFL on an fd we hold.
+        let flags = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(
+            flags & libc::O_NONBLOCK,
+            0,
+            "the shared description changed"
+        );
     }
 }

@@ -207,23 +207,26 @@ fn without_a_watchdog_thread_a_hung_mount_is_ended_by_the_backstop() {
 }
 
 /// Another reader drains stdin between the hook's `poll` and its `read`, and the writer
-/// keeps the pipe open: the read must not wait. The hook gives up on stdin after its
-/// second and does its work, not cut short. Racy by nature, so tried 10 times; without
-/// the fix some tries hang until the deadline.
+/// keeps the pipe open: the read must not wait. The hook gives up on stdin after its wait
+/// (half its 600 ms deadline) and does its work, not cut short. Racy by nature, so tried
+/// 30 times: with a read that waits, some tries hang until the deadline (about 1 in 10).
+/// The deterministic check of the same promise is
+/// `sys::tests::reads_of_an_empty_pipe_or_socket_do_not_wait`.
 #[test]
 fn stdin_drained_by_another_reader_does_not_block() {
     let env = TestEnv::new();
     let project = env.project.to_str().unwrap().to_string();
+    const TRIES: usize = 30;
     let (mut blocked, mut taken_by_the_other) = (0, 0);
-    for _ in 0..10 {
+    for _ in 0..TRIES {
         let mut fds = [0; 2];
         assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         // SAFETY: fresh fds from pipe2, owned here.
         let (read_end, write_end) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // The other reader spins on a non-blocking description of its own (opening the
-        // pipe again through /proc makes one), so it takes a byte the instant it arrives,
-        // before the hook, woken from `poll`, gets to its `read`.
+        // The other reader polls a non-blocking description of its own (opening the pipe
+        // again through /proc makes one) every 100 µs, so that now and then it takes the
+        // byte after the hook's `poll` returned and before its `read`.
         let mut drainer_end = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -236,14 +239,18 @@ fn stdin_drained_by_another_reader_does_not_block() {
                 match std::io::Read::read(&mut drainer_end, &mut buf) {
                     Ok(0) => break got,
                     Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                    // Not spinning: a spinning reader takes the byte before the hook's
+                    // `poll` even returns, so the hook would never meet the race.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_micros(100))
+                    }
                     Err(e) => panic!("drainer: {e}"),
                 }
             }
         });
         let mut hook = env
             .hook()
-            .args(["--format", "json", "--deadline-ms", "3000"])
+            .args(["--format", "json", "--deadline-ms", "600"])
             .args(["--project", &project]);
         hook.cmd
             .stdin(Stdio::from(read_end))
@@ -264,14 +271,14 @@ fn stdin_drained_by_another_reader_does_not_block() {
             blocked += 1;
         }
     }
-    eprintln!("the other reader took the byte in {taken_by_the_other} of 10 runs");
+    eprintln!("the other reader took the byte in {taken_by_the_other} of {TRIES} runs");
     assert!(
         taken_by_the_other > 0,
         "the race never happened: the test proves nothing"
     );
     assert_eq!(
         blocked, 0,
-        "{blocked} of 10 runs blocked in read(0) until the deadline"
+        "{blocked} of {TRIES} runs blocked in read(0) until the deadline"
     );
 }
 
