@@ -646,23 +646,9 @@ fn kill_never_reaches_the_hooks_own_ancestors() {
 /// No innocent process may be signalled.
 #[test]
 fn kill_never_signals_a_pid_reused_within_one_clock_tick() {
-    let Some(mut cmd) = pid_namespace() else {
+    let Some(said) = rerun_in_a_pid_namespace("security::pid_reuse_inside_a_namespace") else {
         return;
     };
-    let out = cmd
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "security::pid_reuse_inside_a_namespace"])
-        .args(["--include-ignored", "--nocapture", "--test-threads=1"])
-        .env("STARTUP_HYGIENE_INNER", "1")
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{said}");
-    assert!(
-        said.contains("1 passed"),
-        "the inner test did not run: {said}"
-    );
     let line = said
         .lines()
         .find_map(|l| l.split_once("pid reuse:"))
@@ -693,8 +679,12 @@ fn pid_reuse_inside_a_namespace() {
             .spawn()
             .unwrap();
         let pid = orphan.id() as i32;
-        // Waiting in 10 ms steps would put the two processes ticks apart.
-        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sh\n" {
+        // Waiting in 10 ms steps would put the two processes ticks apart. The command line
+        // is what the rule reads; an exec sets the new name before the new command line.
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .ends_with(b"pin-reuse-marker\0")
+        {
             std::thread::sleep(Duration::from_micros(50));
         }
         let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
@@ -801,4 +791,90 @@ fn a_projects_match_rules_never_report_or_stop_a_process() {
     assert_eq!(pids(&report, "orphans"), vec![vim], "{report}");
     assert_eq!(pids(&report, "stopped"), vec![vim], "{report}");
     assert!(["Z", ""].contains(&said_state(&said).as_str()), "{said}");
+}
+
+/// What the scan read of a PID before pinning it belongs to whoever had the PID then: the
+/// pin's fresh reads must replace it. Inside a PID namespace: an owner's child is read (its
+/// stat, and "owned" as its ancestry) and exits; `ns_last_pid` gives its PID to a new
+/// orphan; the scan must report the new process with its own start time and parent, not
+/// keep what it knew of the old one.
+#[test]
+fn a_pinned_process_is_judged_by_what_was_read_after_the_pin() {
+    if let Some(said) = rerun_in_a_pid_namespace("security::pinned_facts_inside_a_namespace") {
+        eprintln!(
+            "{}",
+            said.lines()
+                .find(|l| l.contains("pinned facts:"))
+                .unwrap_or("")
+        );
+    }
+}
+
+#[test]
+#[ignore = "run inside a PID namespace by a_pinned_process_is_judged_by_what_was_read_after_the_pin"]
+fn pinned_facts_inside_a_namespace() {
+    use startup_hygiene::config::MatchRule;
+    use startup_hygiene::orphans;
+    use startup_hygiene::process_table::Ancestry;
+    use startup_hygiene::registry::Registry;
+    use std::io::Write as _;
+    assert_eq!(std::env::var("STARTUP_HYGIENE_INNER").as_deref(), Ok("1"));
+    assert_eq!(std::process::id(), 1, "not PID 1 of a namespace of its own");
+    let owner_name = unique("owner");
+    let mut procs = Procs::new();
+    let (owner, old) = procs.owner_with_server(&owner_name, "old-holder", &[], &[]);
+    let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
+    let mut table = ProcessTable::new(fs, OwnerSet::new(vec![owner_name]));
+    let old_stat = table.stat(old).unwrap();
+    assert_eq!(table.ancestry(old), Ancestry::Owned(owner));
+    // The owner first: its server becomes our child (we are PID 1 here), ours to reap.
+    procs.kill(owner);
+    procs.kill(old);
+    while std::path::Path::new(&format!("/proc/{old}")).exists() {
+        reap(old);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A later clock tick, and the same PID for a new process of no owner's.
+    std::thread::sleep(Duration::from_millis(30));
+    let mut last = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/kernel/ns_last_pid")
+        .unwrap();
+    write!(last, "{}", old - 1).unwrap();
+    drop(last);
+    let new = procs.server("pinned-marker", &[], &[]);
+    assert_eq!(new, old, "the namespace did not hand out the same PID");
+    wait_for_comm(new, "pinned-marker");
+    let sink = Sink::new(Report::default());
+    let rules = [MatchRule {
+        label: "pinned".into(),
+        glob: "*pinned-marker*".into(),
+    }];
+    let pins = orphans::scan(
+        &mut table,
+        orphans::Scan {
+            rules: &rules,
+            builtin_rules: 0,
+            pins: usize::MAX,
+            user_rules_until: None,
+            uid: startup_hygiene::sys::uid(),
+            me: 1,
+            registry: &mut Registry::from_env(),
+        },
+        &sink,
+    );
+    let found = sink.snapshot().orphans;
+    assert_eq!(
+        found.iter().map(|o| o.pid).collect::<Vec<_>>(),
+        [new],
+        "{found:?}"
+    );
+    assert!(pins.contains_key(&new));
+    assert_eq!(found[0].starttime, starttime(new));
+    assert_ne!(found[0].starttime, old_stat.starttime);
+    assert_eq!(found[0].ppid, 1);
+    println!(
+        "pinned facts: start time {} (the old holder's was {})",
+        found[0].starttime, old_stat.starttime
+    );
 }

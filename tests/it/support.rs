@@ -423,6 +423,27 @@ pub fn pid_namespace() -> Option<Command> {
     Some(cmd)
 }
 
+/// Runs the `#[ignore]`d test `name` of this test binary again as PID 1 of a new PID
+/// namespace (its own `/proc`), with `STARTUP_HYGIENE_INNER=1`; checks that it ran and
+/// passed, and returns what it printed. `None` (a skip) where no namespace can be made.
+pub fn rerun_in_a_pid_namespace(name: &str) -> Option<String> {
+    let out = pid_namespace()?
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name])
+        .args(["--include-ignored", "--nocapture", "--test-threads=1"])
+        .env("STARTUP_HYGIENE_INNER", "1")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("1 passed"),
+        "the inner test did not run: {said}"
+    );
+    Some(said)
+}
+
 /// Makes the test process a child subreaper, once.
 pub fn become_subreaper() {
     static ONCE: Once = Once::new();
@@ -547,9 +568,14 @@ impl Procs {
         self.spawn(name, "read x", args, env)
     }
 
-    /// SIGKILL through the pidfd, then reap it if it is ours to reap.
+    /// SIGKILL through the pidfd, then reap it if it is ours to reap. The member is then
+    /// forgotten: a later process given the same PID is a member of its own.
     pub fn kill(&mut self, pid: i32) {
-        if let Some((_, Some(fd))) = self.members.iter().find(|(p, _)| *p == pid) {
+        let Some(at) = self.members.iter().position(|(p, _)| *p == pid) else {
+            reap(pid);
+            return;
+        };
+        if let (_, Some(fd)) = self.members.remove(at) {
             // SAFETY: pidfd_send_signal on a pidfd we hold.
             unsafe {
                 libc::syscall(
@@ -567,8 +593,7 @@ impl Procs {
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        let pids: Vec<i32> = self.members.iter().map(|(p, _)| *p).collect();
-        for pid in pids {
+        while let Some(&(pid, _)) = self.members.first() {
             self.kill(pid);
         }
         for c in &mut self.children {
@@ -601,11 +626,15 @@ pub fn reap(pid: i32) {
 /// Waits until `pid` has exec'd into `comm`. A PID printed by `$!` is known right after the
 /// fork: until the exec, the child still carries its parent's name and command line (an
 /// owner's, say), and a scan at that moment rightly judges it as such.
+///
+/// An exec names the process before it sets up the new command line and environment (the
+/// kernel's `begin_new_exec`, then `create_elf_tables`): both are waited for.
 pub fn wait_for_comm(pid: i32, comm: &str) {
     let want: String = comm.chars().take(15).collect();
     for _ in 0..500 {
         let now = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if now.trim_end() == want {
+        let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if now.trim_end() == want && !args.is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
