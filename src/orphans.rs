@@ -40,7 +40,7 @@ pub struct Scan<'a> {
 }
 
 /// Scans the process table; every orphan found goes to `sink` as soon as it is known, so a
-/// run cut short by its deadline still reports it. With `Scan::pin` (for `--kill`), in the
+/// run cut short by its deadline still reports it. With `Scan::pins` (for `--kill`), in the
 /// system's `/proc`, each orphan reported is pinned (`kill::Pinned`): its pidfd is opened
 /// first, then its files are read again, then it is found still running, so what was
 /// judged is the process `--kill` may signal. Returns those pins.

@@ -855,12 +855,9 @@ fn a_broken_stderr_does_not_cost_the_report() {
 /// group. Counted in parent links, not timed.
 #[test]
 fn a_chain_of_matches_is_walked_once() {
-    use startup_hygiene::config::MatchRule;
     use startup_hygiene::orphans;
     use startup_hygiene::process_table::{OwnerSet, ProcessTable};
     use startup_hygiene::procfs::ProcFs;
-    use startup_hygiene::registry::Registry;
-    use startup_hygiene::run::Sink;
 
     const N: i32 = 4000;
     let env = TestEnv::new();
@@ -874,32 +871,14 @@ fn a_chain_of_matches_is_walked_once() {
         ProcFs::open(&tree.utf8()).unwrap(),
         OwnerSet::new(vec![env.owner.clone()]),
     );
-    let sink = Sink::new(Report::default());
-    let rules = [MatchRule {
-        label: "fault".into(),
-        glob: "*fault-marker*".into(),
-    }];
-    orphans::scan(
-        &mut table,
-        orphans::Scan {
-            rules: &rules,
-            builtin_rules: 0,
-            pins: usize::MAX,
-            user_rules_until: None,
-            uid: startup_hygiene::sys::uid(),
-            me: 0,
-            registry: &mut Registry::from_env(),
-        },
-        &sink,
-    );
-    let report = sink.snapshot();
-    assert_eq!(report.orphans.len(), N as usize);
+    let (found, _) = scan_by_rule(&mut table, "fault", "*fault-marker*", 0);
+    assert_eq!(found.len(), N as usize);
     assert!(
         table.hops() <= N as u64,
         "{} parent links followed for a chain of {N}",
         table.hops()
     );
-    let groups = orphans::group(&report.orphans);
+    let groups = orphans::group(&found);
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].top.pid, 100);
     assert_eq!(groups[0].descendants.len(), N as usize - 1);

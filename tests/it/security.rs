@@ -660,16 +660,10 @@ fn kill_never_signals_a_pid_reused_within_one_clock_tick() {
 #[test]
 #[ignore = "run inside a PID namespace by kill_never_signals_a_pid_reused_within_one_clock_tick"]
 fn pid_reuse_inside_a_namespace() {
-    use startup_hygiene::config::MatchRule;
     use startup_hygiene::orphans;
-    use startup_hygiene::registry::Registry;
     use std::io::Write as _;
     assert_eq!(std::env::var("STARTUP_HYGIENE_INNER").as_deref(), Ok("1"));
     assert_eq!(std::process::id(), 1, "not PID 1 of a namespace of its own");
-    let rules = [MatchRule {
-        label: "reuse".into(),
-        glob: "*pin-reuse-marker*".into(),
-    }];
     let (mut tries, mut same_tick, mut signalled) = (0, 0, 0);
     while tries < 500 && same_tick < 20 {
         tries += 1;
@@ -689,21 +683,7 @@ fn pid_reuse_inside_a_namespace() {
         }
         let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
         let mut table = ProcessTable::new(fs, OwnerSet::new(vec![unique("owner")]));
-        let sink = Sink::new(Report::default());
-        let pins = orphans::scan(
-            &mut table,
-            orphans::Scan {
-                rules: &rules,
-                builtin_rules: 0,
-                pins: usize::MAX,
-                user_rules_until: None,
-                uid: startup_hygiene::sys::uid(),
-                me: 1,
-                registry: &mut Registry::from_env(),
-            },
-            &sink,
-        );
-        let judged = sink.snapshot().orphans;
+        let (judged, pins) = scan_by_rule(&mut table, "reuse", "*pin-reuse-marker*", 1);
         assert_eq!(judged.iter().map(|o| o.pid).collect::<Vec<_>>(), [pid]);
         assert!(pins.contains_key(&pid), "the scan did not pin {pid}");
         // The orphan exits and is reaped; the next PID handed out is its PID.
@@ -813,10 +793,7 @@ fn a_pinned_process_is_judged_by_what_was_read_after_the_pin() {
 #[test]
 #[ignore = "run inside a PID namespace by a_pinned_process_is_judged_by_what_was_read_after_the_pin"]
 fn pinned_facts_inside_a_namespace() {
-    use startup_hygiene::config::MatchRule;
-    use startup_hygiene::orphans;
     use startup_hygiene::process_table::Ancestry;
-    use startup_hygiene::registry::Registry;
     use std::io::Write as _;
     assert_eq!(std::env::var("STARTUP_HYGIENE_INNER").as_deref(), Ok("1"));
     assert_eq!(std::process::id(), 1, "not PID 1 of a namespace of its own");
@@ -845,25 +822,7 @@ fn pinned_facts_inside_a_namespace() {
     let new = procs.server("pinned-marker", &[], &[]);
     assert_eq!(new, old, "the namespace did not hand out the same PID");
     wait_for_comm(new, "pinned-marker");
-    let sink = Sink::new(Report::default());
-    let rules = [MatchRule {
-        label: "pinned".into(),
-        glob: "*pinned-marker*".into(),
-    }];
-    let pins = orphans::scan(
-        &mut table,
-        orphans::Scan {
-            rules: &rules,
-            builtin_rules: 0,
-            pins: usize::MAX,
-            user_rules_until: None,
-            uid: startup_hygiene::sys::uid(),
-            me: 1,
-            registry: &mut Registry::from_env(),
-        },
-        &sink,
-    );
-    let found = sink.snapshot().orphans;
+    let (found, pins) = scan_by_rule(&mut table, "pinned", "*pinned-marker*", 1);
     assert_eq!(
         found.iter().map(|o| o.pid).collect::<Vec<_>>(),
         [new],

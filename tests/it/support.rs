@@ -740,3 +740,36 @@ impl Drop for HungMount {
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
     }
 }
+
+/// `orphans::scan` with the one rule `glob` (labelled `label`), as `--kill` runs it (every
+/// orphan pinned), the hook being `me`: the orphans found, and their pins.
+pub fn scan_by_rule(
+    table: &mut startup_hygiene::process_table::ProcessTable,
+    label: &str,
+    glob: &str,
+    me: i32,
+) -> (
+    Vec<startup_hygiene::report::OrphanProc>,
+    startup_hygiene::kill::Pins,
+) {
+    use startup_hygiene::{config::MatchRule, orphans, registry::Registry, report::Report};
+    let sink = startup_hygiene::run::Sink::new(Report::default());
+    let rules = [MatchRule {
+        label: label.into(),
+        glob: glob.into(),
+    }];
+    let pins = orphans::scan(
+        table,
+        orphans::Scan {
+            rules: &rules,
+            builtin_rules: 0,
+            pins: usize::MAX,
+            user_rules_until: None,
+            uid: startup_hygiene::sys::uid(),
+            me,
+            registry: &mut Registry::from_env(),
+        },
+        &sink,
+    );
+    (sink.snapshot().orphans, pins)
+}
