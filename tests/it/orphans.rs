@@ -115,18 +115,29 @@ fn marker_rule_finds_any_stdio_server_with_its_session_and_project() {
     assert!(g["matched_by"].as_str().unwrap().contains("env"), "{g}");
     assert_eq!(g["session_id"], session.as_str());
     assert_eq!(g["project_dir"], project.as_str());
+}
 
-    // The text block: the facts and a kill command that names the orphan.
-    let text = env
-        .hook()
-        .args(["--project"])
-        .arg(&env.project)
-        .run()
-        .stdout();
-    assert!(
-        text.contains(&format!("pid {server} (parent {})", me())),
-        "{text}"
-    );
+/// The text block: the facts and a kill command that names the orphan. In a PID namespace
+/// of its own: the block is capped, and other orphans (another test's, the machine's) would
+/// push this one out of it.
+#[test]
+fn the_text_block_names_the_orphan_and_how_to_stop_it() {
+    let env = TestEnv::new();
+    let project = env.project.to_str().unwrap().to_string();
+    let before = "env CLAUDECODE=1 CLAUDE_CODE_SESSION_ID=text-session CLAUDE_PROJECT_DIR=\"$P\" sleep 600 &\nS=$!";
+    let Some((out, said)) = in_namespace_raw(&env, before, "", "echo \"server=$S\"; kill $S", &[])
+    else {
+        return;
+    };
+    let text = String::from_utf8(out).unwrap();
+    let server = said
+        .split("server=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("the server's pid")
+        .to_string();
+    assert!(text.contains(&format!("pid {server} (parent 1)")), "{text}");
+    assert!(text.contains("session \"text-session\""), "{text}");
     assert!(text.contains(&format!("project \"{project}\"")), "{text}");
     assert!(text.contains("Nothing was stopped."), "{text}");
     let kill_line = text
@@ -134,9 +145,7 @@ fn marker_rule_finds_any_stdio_server_with_its_session_and_project() {
         .find(|l| l.starts_with("To stop them: kill "))
         .expect("a kill command");
     assert!(
-        kill_line
-            .split_whitespace()
-            .any(|w| w == server.to_string()),
+        kill_line.split_whitespace().any(|w| w == server),
         "{kill_line}"
     );
 }

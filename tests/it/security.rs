@@ -504,58 +504,6 @@ fn kill_refuses_a_process_table_that_is_not_the_systems() {
     assert!(is_alive(pid));
 }
 
-/// The hook in a PID namespace of its own, under `sh` as PID 1: `before` runs first, then
-/// the hook (`$HOOK`, with `hook_args`), then `after`; `vars` are exported to the script.
-/// Returns what the hook printed and what the script printed.
-fn in_namespace_raw(
-    env: &TestEnv,
-    before: &str,
-    hook_args: &str,
-    after: &str,
-    vars: &[(&str, &str)],
-) -> Option<(Vec<u8>, String)> {
-    let mut cmd = pid_namespace()?;
-    let out = env.root.join(unique("ns-report"));
-    let script = format!(
-        "{before}\n\"$HOOK\" --owner \"$OWNER\" --deadline-ms 60000 --project \"$P\" {hook_args} </dev/null >\"$OUT\"; echo \"hook=$?\"\n{after}\n: \"$M\""
-    );
-    clean_env(&mut cmd, &env.home);
-    let output = cmd
-        .args(["sh", "-c", &script])
-        .env("HOOK", bin())
-        .env("OWNER", &env.owner)
-        .env("P", &env.project)
-        .env("OUT", &out)
-        .env("M", "ns-marker")
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        said.contains("hook=0"),
-        "{said}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some((std::fs::read(&out).unwrap(), said))
-}
-
-/// `in_namespace_raw` with `--format json`, the report parsed.
-fn in_namespace(
-    env: &TestEnv,
-    before: &str,
-    hook_args: &str,
-    after: &str,
-) -> Option<(Value, String)> {
-    let (out, said) = in_namespace_raw(
-        env,
-        before,
-        &format!("--format json {hook_args}"),
-        after,
-        &[],
-    )?;
-    Some((serde_json::from_slice(&out).unwrap(), said))
-}
-
 /// End to end, alone in a PID namespace: without `--kill` nothing is signalled; with it,
 /// the orphan is stopped. PID 1, whose script matches the rule too, is the hook's ancestor:
 /// neither reported nor signalled.
