@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::install::{exited_pid, install_sh};
+use crate::install::install_sh;
 use crate::support::*;
 
 /// The version `.ci/provision-claude.sh` installs.
@@ -144,8 +144,8 @@ impl Scene {
         let env = TestEnv::new();
         let hour = Duration::from_secs(3600);
         let stale = vec![
-            env.pid_file(exited_pid(), hour),
-            env.pid_file(exited_pid(), hour),
+            env.pid_file(dead_pid(), hour),
+            env.pid_file(dead_pid(), hour),
         ];
         Scene { env, stale }
     }

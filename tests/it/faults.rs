@@ -471,16 +471,6 @@ fn complete_input_on_a_pipe_left_open_is_used() {
 // ---------------------------------------------------------------------------------------
 // The state folder
 
-/// A dead PID: above `pid_max`, no process can have it.
-fn dead_pid(offset: i32) -> i32 {
-    let max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    max + offset
-}
-
 #[test]
 fn the_state_folder_removed_mid_scan() {
     let env = TestEnv::new();
@@ -565,16 +555,7 @@ fn a_state_folder_of_100_000_files() {
     const N: i32 = 100_000;
     let env = TestEnv::new();
     let state = env.state_dir();
-    let first = dead_pid(0);
-    let all_dead = first + N - 1 <= startup_hygiene::defaults::PID_MAX_LIMIT as i32;
-    let pids: Vec<i32> = if all_dead {
-        (first..first + N).collect()
-    } else {
-        // pid_max is near the limit: high PIDs, almost surely free; checked per file below.
-        (startup_hygiene::defaults::PID_MAX_LIMIT as i32 - N..)
-            .take(N as usize)
-            .collect()
-    };
+    let pids = dead_pids(N as usize);
     for pid in &pids {
         std::fs::write(state.join(format!("active-session-{pid}")), b"s\n").unwrap();
     }
@@ -616,9 +597,7 @@ fn a_state_folder_of_100_000_files() {
     );
     assert_eq!(all.len(), N as usize + 2);
     assert!(kept.contains(&1) && kept.contains(&(me as i64)), "{kept:?}");
-    if all_dead {
-        assert_eq!(reaped.len(), N as usize);
-    }
+    assert_eq!(reaped.len(), N as usize);
     let left: Vec<String> = std::fs::read_dir(&state)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -646,7 +625,7 @@ fn a_read_only_state_folder_fails_nothing() {
     let mnt = env.root.join("ro-project");
     std::fs::create_dir_all(&mnt).unwrap();
     let out = env.root.join("report.json");
-    let dead = dead_pid(7);
+    let dead = dead_pid();
     let script = r#"
         mount -t tmpfs tmpfs "$D" || exit 90
         mkdir "$D/.orchestrator-state"
@@ -689,7 +668,7 @@ fn a_read_only_state_folder_fails_nothing() {
 fn an_unreadable_state_folder_is_a_warning() {
     let env = TestEnv::new();
     let state = env.state_dir();
-    let file = env.pid_file(dead_pid(3), Duration::from_secs(60));
+    let file = env.pid_file(dead_pid(), Duration::from_secs(60));
     let root = unsafe { libc::geteuid() } == 0;
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     let mut hook = env
@@ -763,7 +742,7 @@ fn broken_pipe() -> Stdio {
 /// A project with something to say on both stdout and stderr: a stale file and a warning.
 fn noisy_env() -> TestEnv {
     let env = TestEnv::new();
-    env.pid_file(dead_pid(11), Duration::from_secs(60));
+    env.pid_file(dead_pid(), Duration::from_secs(60));
     std::fs::create_dir_all(env.project.join(".claude")).unwrap();
     std::fs::write(
         env.project.join(".claude/startup-hygiene.json"),

@@ -105,7 +105,7 @@ const EXISTING: &str = r#"{
 #[test]
 fn fresh_install_registers_the_hook_and_shows_its_first_report() {
     let env = TestEnv::new();
-    let stale = env.pid_file(exited_pid(), std::time::Duration::from_secs(3600));
+    let stale = env.pid_file(dead_pid(), std::time::Duration::from_secs(3600));
     let run = install(&env, &[]);
     run.assert_ok();
 
@@ -427,12 +427,4 @@ fn which(tool: &str) -> PathBuf {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{tool} is not on PATH"))
-}
-
-/// The PID of a process that has exited (and been reaped).
-pub fn exited_pid() -> i32 {
-    let mut child = Command::new("true").spawn().unwrap();
-    let pid = child.id() as i32;
-    child.wait().unwrap();
-    pid
 }

@@ -124,7 +124,10 @@ fn marker_rule_finds_any_stdio_server_with_its_session_and_project() {
 fn the_text_block_names_the_orphan_and_how_to_stop_it() {
     let env = TestEnv::new();
     let project = env.project.to_str().unwrap().to_string();
-    let before = "env CLAUDECODE=1 CLAUDE_CODE_SESSION_ID=text-session CLAUDE_PROJECT_DIR=\"$P\" sleep 600 &\nS=$!";
+    // Until its exec has set up the new environment, the child is the shell, without markers.
+    let before = "env CLAUDECODE=1 CLAUDE_CODE_SESSION_ID=text-session CLAUDE_PROJECT_DIR=\"$P\" sleep 600 &\n\
+        S=$!\n\
+        until tr '\\0' '\\n' </proc/$S/environ 2>/dev/null | grep -qx CLAUDECODE=1; do sleep 0.01; done";
     let Some((out, said)) = in_namespace_raw(&env, before, "", "echo \"server=$S\"; kill $S", &[])
     else {
         return;

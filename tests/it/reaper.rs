@@ -12,15 +12,6 @@ use crate::support::*;
 const HOUR: Duration = Duration::from_secs(3600);
 const FRESH: Duration = Duration::ZERO;
 
-/// A PID that no process has: one we started and reaped. (PIDs are handed out in rising order,
-/// so reuse within a test is not a practical concern.)
-fn dead_pid() -> i32 {
-    let mut c = Command::new("/bin/true").spawn().unwrap();
-    let pid = c.id() as i32;
-    c.wait().unwrap();
-    pid
-}
-
 fn reasons(report: &Value, key: &str) -> Vec<(i64, String)> {
     let mut v: Vec<(i64, String)> = report[key]
         .as_array()
@@ -474,19 +465,10 @@ fn parallel_runs_remove_each_file_once_and_count_it_once() {
     let env = TestEnv::new();
     env.state_dir();
     let dead = dead_pid();
-    // Distinct PIDs no process has: above this machine's pid_max but within the kernel's range.
-    let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let others = dead_pids(1999);
     let mut expected = HashSet::new();
     for i in 0..2000 {
-        let pid = if i == 0 {
-            dead
-        } else {
-            (pid_max + i).min(4_194_304)
-        };
+        let pid = if i == 0 { dead } else { others[i - 1] };
         std::fs::write(
             env.project
                 .join(format!(".orchestrator-state/active-session-{pid}")),

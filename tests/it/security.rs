@@ -20,15 +20,6 @@ use crate::faults::{ProcTree, in_process_options, run_in_process};
 use crate::properties::{Rng, assert_block_is_safe, cases};
 use crate::support::*;
 
-fn dead_pid() -> i32 {
-    std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .unwrap()
-        .trim()
-        .parse::<i32>()
-        .unwrap()
-        + 5
-}
-
 // ---------------------------------------------------------------------------------------
 // A hostile repository
 
@@ -185,9 +176,12 @@ fn links_in_the_state_folder_never_reach_their_targets() {
     let state = env.state_dir();
     let target = env.root.join("precious");
     std::fs::write(&target, b"precious").unwrap();
-    let sym = state.join(format!("active-session-{}", dead_pid()));
+    let [dead_sym, dead_hard] = dead_pids(2)[..] else {
+        unreachable!()
+    };
+    let sym = state.join(format!("active-session-{dead_sym}"));
     std::os::unix::fs::symlink(&target, &sym).unwrap();
-    let hard = state.join(format!("active-session-{}", dead_pid() + 1));
+    let hard = state.join(format!("active-session-{dead_hard}"));
     std::fs::hard_link(&target, &hard).unwrap();
     let report = env
         .hook()
@@ -196,7 +190,7 @@ fn links_in_the_state_folder_never_reach_their_targets() {
         .run()
         .json();
     assert_eq!(
-        entry(&report, "kept", dead_pid()).unwrap()["reason"],
+        entry(&report, "kept", dead_sym).unwrap()["reason"],
         "not_regular"
     );
     assert!(std::fs::symlink_metadata(&sym).is_ok());

@@ -825,3 +825,37 @@ pub fn in_namespace(
     )?;
     Some((serde_json::from_slice(&out).unwrap(), said))
 }
+
+/// This machine's `pid_max`: the PIDs it hands out are below it.
+pub fn pid_max() -> i32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("/proc/sys/kernel/pid_max")
+        .trim()
+        .parse()
+        .expect("pid_max is a number")
+}
+
+/// `n` PIDs that no process has, each a valid PID-file name (at most the kernel's 4,194,304),
+/// and distinct from every other this test binary asked for. Taken from 4,194,304 down:
+/// where `pid_max` is lower (32,768 by default) they are above it, and no process can ever
+/// have them; at systemd's 4,194,304 they are the highest PIDs, found free when asked for
+/// (a process would have to be handed out near the very top of the range in the meantime).
+pub fn dead_pids(n: usize) -> Vec<i32> {
+    static TAKEN: AtomicUsize = AtomicUsize::new(0);
+    let max = pid_max();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let pid = startup_hygiene::defaults::PID_MAX_LIMIT as i32
+            - TAKEN.fetch_add(1, Ordering::Relaxed) as i32;
+        assert!(pid > 300, "out of dead PIDs");
+        if pid >= max || !Path::new(&format!("/proc/{pid}")).exists() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// One PID that no process has (see `dead_pids`).
+pub fn dead_pid() -> i32 {
+    dead_pids(1)[0]
+}
