@@ -231,6 +231,11 @@ fn a_pid_reused_by_an_owned_process_between_cmdline_and_stat_is_not_an_orphan() 
     tree.process(1, 0, "init", "/sbin/init\0");
     tree.process(5, 1, &env.owner, "x\0");
     tree.process(10, 1, "node", MATCH);
+    // Undisturbed, 10 is an orphan: the fixture is right.
+    assert_eq!(
+        orphan_pids(&run_in_process(&matching(&env, &tree))),
+        vec![10]
+    );
     let fifo = tree.fifo(10, "environ");
     let report = run_changing_world(&matching(&env, &tree), &fifo, b"", || {
         // The process exits and a new one, started by an owner, gets its PID.
@@ -418,6 +423,16 @@ fn a_blocked_read_does_not_hold_the_deadline() {
 
 #[test]
 fn a_blocked_read_in_the_reaper_does_not_hold_the_deadline() {
+    // The control: the same read answered at once (a zombie) removes the file.
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    let file = env.pid_file(20, Duration::from_secs(60));
+    let fifo = tree.fifo(20, "stat");
+    let zombie = stat_line(20, 1, b"node", b'Z', 1);
+    let report = run_changing_world(&in_process_options(&env, &tree), &fifo, &zombie, || {});
+    assert_eq!(report.reaped.len(), 1, "{report:?}");
+    assert!(!file.exists());
+
     let env = TestEnv::new();
     let tree = ProcTree::new(&env);
     env.pid_file(20, Duration::from_secs(60));
@@ -481,12 +496,14 @@ fn the_state_folder_removed_mid_scan() {
     }
     env.pid_file(30, Duration::from_secs(60));
     let fifo = tree.fifo(30, "stat");
-    let report = run_changing_world(
-        &in_process_options(&env, &tree),
-        &fifo,
-        &stat_line(30, 1, b"node", b'Z', 1),
-        || std::fs::remove_dir_all(env.project.join(".orchestrator-state")).unwrap(),
-    );
+    let zombie = stat_line(30, 1, b"node", b'Z', 1);
+    // The control: with the folder left alone, the zombie's file is removed and reported.
+    let report = run_changing_world(&in_process_options(&env, &tree), &fifo, &zombie, || {});
+    assert!(report.reaped.iter().any(|f| f.pid == 30), "{report:?}");
+    env.pid_file(30, Duration::from_secs(60));
+    let report = run_changing_world(&in_process_options(&env, &tree), &fifo, &zombie, || {
+        std::fs::remove_dir_all(env.project.join(".orchestrator-state")).unwrap()
+    });
     assert!(!report.cut_short);
     // The zombie's file was judged stale, but this run did not remove it: not reported.
     assert!(report.reaped.iter().all(|f| f.pid != 30), "{report:?}");
@@ -498,6 +515,7 @@ fn the_state_folder_removed_mid_scan() {
 fn a_file_replaced_between_check_and_removal_is_left() {
     let outside_text = b"outside".to_vec();
     for variant in [
+        "undisturbed",
         "renamed over",
         "rewritten in place",
         "symlink",
@@ -516,6 +534,7 @@ fn a_file_replaced_between_check_and_removal_is_left() {
             // A zombie: the file as first seen is stale.
             &stat_line(30, 1, b"node", b'Z', 1),
             || match variant {
+                "undisturbed" => {}
                 "renamed over" => {
                     let tmp = env.project.join(".orchestrator-state/.tmp");
                     std::fs::write(&tmp, b"new session\n").unwrap();
@@ -539,6 +558,12 @@ fn a_file_replaced_between_check_and_removal_is_left() {
                 }
             },
         );
+        if variant == "undisturbed" {
+            // The control: the stale file as judged is removed.
+            assert_eq!(report.reaped.len(), 1, "{variant}: {report:?}");
+            assert!(std::fs::symlink_metadata(&path).is_err());
+            continue;
+        }
         assert!(report.reaped.is_empty(), "{variant}: {report:?}");
         assert!(
             std::fs::symlink_metadata(&path).is_ok(),
@@ -630,33 +655,46 @@ fn a_read_only_state_folder_fails_nothing() {
         mount -t tmpfs tmpfs "$D" || exit 90
         mkdir "$D/.orchestrator-state"
         : > "$D/.orchestrator-state/active-session-$DEAD"
-        mount -o remount,ro "$D" || exit 91
+        if [ "$RO" = 1 ]; then mount -o remount,ro "$D" || exit 91; fi
         "$BIN" --project "$D" --format json --owner "$OWNER" --deadline-ms 60000 </dev/null >"$OUT"
         echo "exit=$?"
         test -f "$D/.orchestrator-state/active-session-$DEAD" && echo kept
     "#;
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd, &env.home);
-    let output = cmd
-        .args(["--mount", "sh", "-c", script])
-        .env("D", &mnt)
-        .env("DEAD", dead.to_string())
-        .env("BIN", bin())
-        .env("OWNER", &env.owner)
-        .env("OUT", &out)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    if matches!(output.status.code(), Some(90 | 91)) || !said.contains("exit=") {
-        skip(&format!(
-            "cannot mount a read-only tmpfs here: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
+    let run = |ro: &str| {
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd, &env.home);
+        let output = cmd
+            .args(["--mount", "sh", "-c", script])
+            .env("D", &mnt)
+            .env("RO", ro)
+            .env("DEAD", dead.to_string())
+            .env("BIN", bin())
+            .env("OWNER", &env.owner)
+            .env("OUT", &out)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        if matches!(output.status.code(), Some(90 | 91)) || !said.contains("exit=") {
+            skip(&format!(
+                "cannot mount a read-only tmpfs here: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+            return None;
+        }
+        assert!(said.contains("exit=0"), "{said}");
+        let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        Some((said, report))
+    };
+    // The control: on the same tmpfs left writable, the file is removed.
+    let Some((said, report)) = run("0") else {
         return;
-    }
-    assert!(said.contains("exit=0"), "{said}");
+    };
+    assert!(!said.contains("kept"), "{said}");
+    assert_eq!(pids(&report, "reaped"), vec![dead as i64], "{report}");
+    let Some((said, report)) = run("1") else {
+        return;
+    };
     assert!(said.contains("kept"), "{said}");
-    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(report["reaped"], serde_json::json!([]), "{report}");
     let warnings = report["warnings"].to_string();
     assert!(warnings.contains("Read-only file system"), "{warnings}");
@@ -668,13 +706,10 @@ fn a_read_only_state_folder_fails_nothing() {
 fn an_unreadable_state_folder_is_a_warning() {
     let env = TestEnv::new();
     let state = env.state_dir();
-    let file = env.pid_file(dead_pid(), Duration::from_secs(60));
+    let dead = dead_pid();
+    let file = env.pid_file(dead, Duration::from_secs(60));
     let root = unsafe { libc::geteuid() } == 0;
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    let mut hook = env
-        .hook()
-        .args(["--format", "json", "--project"])
-        .arg(&env.project);
     if root {
         let setpriv = Command::new("setpriv")
             .args([
@@ -690,12 +725,25 @@ fn an_unreadable_state_folder_is_a_warning() {
             skip("setpriv cannot drop to nobody here");
             return;
         }
+    }
+    let hook = |extra: &[&str]| {
+        let hook = env
+            .hook()
+            .args(["--format", "json", "--project"])
+            .arg(&env.project)
+            .args(extra);
+        if !root {
+            return hook;
+        }
         let mut setpriv = Command::new("setpriv");
         setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
-        hook = hook.under(setpriv);
-    }
-    let run = hook.run();
+        hook.under(setpriv)
+    };
+    let run = hook(&[]).run();
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The control: the same hook, the folder readable, judges the file (a dry run).
+    let control = hook(&["--dry-run"]).run().json();
+    assert_eq!(pids(&control, "reaped"), vec![dead as i64], "{control}");
     let report = run.json();
     let warnings = report["warnings"].to_string();
     assert!(
@@ -754,6 +802,17 @@ fn noisy_env() -> TestEnv {
 
 #[test]
 fn closed_or_broken_stdout_and_stderr_exit_0_quietly() {
+    // The control: with both readable, each format has something to write on both.
+    for format in ["text", "json", "hook-json"] {
+        let run = noisy_env()
+            .hook()
+            .args(["--format", format, "--dry-run"])
+            .run();
+        assert!(
+            !run.stdout().is_empty() && !run.stderr().is_empty(),
+            "{format}"
+        );
+    }
     for (name, redirect) in [
         ("stdout closed", ">&-"),
         ("stderr closed", "2>&-"),
