@@ -496,6 +496,8 @@ fn parallel_runs_remove_each_file_once_and_count_it_once() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0));
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // A file another run removed first is not this run's, and not a failure either.
+        assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
         per_run.push(r["reaped"].as_array().unwrap().len());
         for e in r["reaped"].as_array().unwrap() {
             let path = e["path"].as_str().unwrap();
@@ -678,6 +680,79 @@ fn a_file_left_aside_by_a_dead_run_is_put_back() {
         r["warnings"].to_string().contains("cannot be put back"),
         "{r}"
     );
+}
+
+/// Runs at once over the leftovers of a run that ended: each entry is put back once, a
+/// run that finds another was first says nothing, and the next run judges every name.
+#[test]
+fn parallel_runs_put_each_leftover_back_once() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    let gone_run = dead_pid();
+    let pids = dead_pids(300);
+    for pid in &pids {
+        std::fs::write(
+            dir.join(format!(".startup-hygiene.{gone_run}.active-session-{pid}")),
+            "x",
+        )
+        .unwrap();
+    }
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let mut hook = env
+                .hook()
+                .args(["--format", "json", "--dry-run", "--project"])
+                .arg(&env.project);
+            hook.cmd
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped());
+            hook.cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in runs {
+        let out = child.wait_with_output().unwrap();
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
+    }
+    let mut want: Vec<String> = pids.iter().map(|p| format!("active-session-{p}")).collect();
+    want.sort();
+    assert_eq!(env.names_in_state_dir(), want);
+}
+
+/// Only a leftover of a run that has ended is put back. One named by a PID that is alive is
+/// a run still going, which may be about to remove it: PID 1 here. The same leftover seen by
+/// a hook that is itself PID 1 (of a PID namespace of its own) is its own, and goes back.
+/// A leftover whose name is not one of the rule's PID files is never given that name.
+#[test]
+fn only_a_leftover_of_an_ended_run_is_put_back() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    let dead = dead_pid();
+    let running = format!(".startup-hygiene.1.active-session-{dead}");
+    let not_a_pid_file = format!(".startup-hygiene.{}.notes.txt", dead_pid());
+    std::fs::write(dir.join(&running), "stale").unwrap();
+    std::fs::write(dir.join(&not_a_pid_file), "notes").unwrap();
+    env.report(&[]);
+    assert_eq!(env.names_in_state_dir(), {
+        let mut v = vec![running.clone(), not_a_pid_file.clone()];
+        v.sort();
+        v
+    });
+
+    let Some(hook) = env
+        .hook()
+        .args(["--format", "json", "--project"])
+        .arg(&env.project)
+        .in_pid_namespace()
+    else {
+        return;
+    };
+    let r = hook.run().json();
+    let names = env.names_in_state_dir();
+    assert!(!names.contains(&running), "{names:?}");
+    let back = names.contains(&format!("active-session-{dead}"));
+    let removed = reasons(&r, "reaped") == vec![(dead as i64, "dead".into())];
+    assert!(back || removed, "{names:?} {r}");
 }
 
 /// A live session in a container that shares the project folder names its file by the PID
