@@ -20,6 +20,7 @@ esac
 if ! cargo mutants --version >/dev/null 2>&1; then
     cargo install cargo-mutants --locked --version 27.1.0
 fi
+mkdir -p "target/mutants/$module"
 # shellcheck disable=SC2086 # the filters are separate words
 exec cargo mutants -j 2 --file "src/$module.rs" -o "target/mutants/$module" "$@" \
     -- --lib --test it -- $tests --skip faults::a_state_folder_of_100_000_files
