@@ -719,6 +719,94 @@ fn parallel_runs_put_each_leftover_back_once() {
     assert_eq!(env.names_in_state_dir(), want);
 }
 
+/// On a file system without `RENAME_NOREPLACE` (simulated: a seccomp filter answers
+/// `EINVAL`, as NFS does) a stale file is still removed, a leftover of a run that ended is
+/// still put back, and a name taken again meanwhile is still never overwritten.
+#[test]
+fn without_rename_noreplace_files_are_removed_and_put_back_the_same() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    let (gone_run, stale, back, taken) = (dead_pid(), dead_pid(), dead_pid(), dead_pid());
+    env.pid_file(stale, HOUR);
+    std::fs::write(
+        dir.join(format!(".startup-hygiene.{gone_run}.active-session-{back}")),
+        "back",
+    )
+    .unwrap();
+    let taken_aside = format!(".startup-hygiene.{gone_run}.active-session-{taken}");
+    std::fs::write(dir.join(&taken_aside), "older").unwrap();
+    std::fs::write(dir.join(format!("active-session-{taken}")), "newer").unwrap();
+    let hook = |dry_run: bool| {
+        let mut hook = env
+            .hook()
+            .args(["--format", "json", "--project"])
+            .arg(&env.project);
+        if dry_run {
+            hook = hook.arg("--dry-run");
+        }
+        without_rename_flags(&mut hook.cmd);
+        hook.run()
+    };
+    // A dry run removes nothing; leftovers go back all the same.
+    let r = hook(true).json();
+    assert_eq!(
+        std::fs::read_to_string(dir.join(format!("active-session-{back}"))).unwrap(),
+        "back"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&taken_aside)).unwrap(),
+        "older"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(format!("active-session-{taken}"))).unwrap(),
+        "newer"
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("cannot be put back"), "{r}");
+    let r = hook(false).json();
+    let mut removed: Vec<i64> = reasons(&r, "reaped").iter().map(|(p, _)| *p).collect();
+    removed.sort();
+    let mut want = vec![stale as i64, back as i64, taken as i64];
+    want.sort();
+    assert_eq!(removed, want, "{r}");
+    // "newer" was stale and is gone; "older", set aside by the run that ended, is kept
+    // (put back once its name was free, or still aside: the listing's order decides).
+    let left = env.names_in_state_dir();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&left[0])).unwrap(),
+        "older"
+    );
+}
+
+/// A leftover under the name this very run sets files aside by (a run of the same PID
+/// before it, in a PID namespace where the hook is PID 1) is never overwritten by setting
+/// the stale file of the same name aside.
+#[test]
+fn a_leftover_under_the_hooks_own_aside_name_is_never_overwritten() {
+    let env = TestEnv::new();
+    let dir = env.state_dir();
+    let dead = dead_pid();
+    let aside = format!(".startup-hygiene.1.active-session-{dead}");
+    std::fs::write(dir.join(&aside), "older").unwrap();
+    env.pid_file(dead, HOUR);
+    let Some(hook) = env
+        .hook()
+        .args(["--format", "json", "--project"])
+        .arg(&env.project)
+        .in_pid_namespace()
+    else {
+        return;
+    };
+    let r = hook.run().json();
+    let kept: Vec<String> = env
+        .names_in_state_dir()
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(n)).unwrap())
+        .collect();
+    assert!(kept.contains(&"older".to_string()), "{kept:?} {r}");
+}
+
 /// Only a leftover of a run that has ended is put back. One named by a PID that is alive is
 /// a run still going, which may be about to remove it: PID 1 here. The same leftover seen by
 /// a hook that is itself PID 1 (of a PID namespace of its own) is its own, and goes back.

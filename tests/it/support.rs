@@ -859,3 +859,63 @@ pub fn dead_pids(n: usize) -> Vec<i32> {
 pub fn dead_pid() -> i32 {
     dead_pids(1)[0]
 }
+
+/// Makes `cmd` run as on a file system without `RENAME_NOREPLACE` (NFS, many FUSE mounts):
+/// a seccomp filter answers `renameat2` with any flags `EINVAL`, as such a file system does.
+/// Plain renames, links and everything else are untouched.
+pub fn without_rename_flags(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    const ARCH_X86_64: u32 = 0xC000_003E;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    assert!(
+        cfg!(target_arch = "x86_64"),
+        "the filter is written for x86_64"
+    );
+    // struct seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low word first).
+    let filter = vec![
+        stmt(load, 4),
+        jump(ARCH_X86_64, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(load, 0),
+        jump(libc::SYS_renameat2 as u32, 0, 3),
+        stmt(load, 16 + 8 * 4),
+        jump(0, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let filter: &'static [libc::sock_filter] = Box::leak(filter.into_boxed_slice());
+    let prog: &'static libc::sock_fprog = Box::leak(Box::new(libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    }));
+    // An address: the closure must be Send + Sync, a raw pointer is neither.
+    let prog = prog as *const libc::sock_fprog as usize;
+    // SAFETY: only prctl calls between fork and exec, on data that outlives them.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
