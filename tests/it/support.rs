@@ -865,7 +865,11 @@ pub fn dead_pid() -> i32 {
 /// Plain renames, links and everything else are untouched.
 pub fn without_rename_flags(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
-    const ARCH_X86_64: u32 = 0xC000_003E;
+    // AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64: the filter allows calls of any other ABI.
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7;
     let stmt = |code: u32, k: u32| libc::sock_filter {
         code: code as u16,
         jt: 0,
@@ -887,7 +891,7 @@ pub fn without_rename_flags(cmd: &mut Command) {
     // struct seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low word first).
     let filter = vec![
         stmt(load, 4),
-        jump(ARCH_X86_64, 1, 0),
+        jump(ARCH, 1, 0),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
         stmt(load, 0),
         jump(libc::SYS_renameat2 as u32, 0, 3),
