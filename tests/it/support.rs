@@ -882,12 +882,8 @@ pub fn without_rename_flags(cmd: &mut Command) {
         jf,
         k,
     };
-    let load = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
-    assert!(
-        cfg!(target_arch = "x86_64"),
-        "the filter is written for x86_64"
-    );
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
     // struct seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low word first).
     let filter = vec![
         stmt(load, 4),
