@@ -137,14 +137,46 @@ fn zombie_is_stale() {
     assert_eq!(reasons(&r, "reaped"), vec![(pid as i64, "zombie".into())]);
 }
 
+/// "Younger than the file" is judged to the sub-second. The file's time is set to 0.9 s
+/// past a whole second, close to 5 s (the slack) before its holder started: within the
+/// slack by at least 0.4 s, so the file is kept; its whole seconds alone, or its fraction
+/// taken the wrong way, would put it outside.
+#[test]
+fn a_holder_started_within_the_slack_of_the_write_keeps_its_file() {
+    use startup_hygiene::sys;
+    let env = TestEnv::new();
+    let mut procs = Procs::new();
+    let holder = procs.server("some-tool", &[], &[]);
+    let started = sys::realtime_secs() - sys::boottime_secs()
+        + starttime(holder) as f64 / sys::clock_ticks() as f64;
+    let written = (started - startup_hygiene::defaults::REUSE_SLACK_SECS).round() + 0.9;
+    let path = env.pid_file(holder, FRESH);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs_f64(written))
+        .unwrap();
+    let r = env.report(&[]);
+    assert_eq!(
+        reasons(&r, "kept"),
+        vec![(holder as i64, "alive".into())],
+        "{r}"
+    );
+}
+
 #[test]
 fn reused_pid_younger_than_file_is_stale_but_owner_keeps_its_file() {
     let env = TestEnv::new();
     let mut procs = Procs::new();
     let stranger = procs.server("some-tool", &[], &[]);
     let owner = procs.server(&env.owner, &[], &[]);
-    env.pid_file(stranger, HOUR);
-    env.pid_file(owner, HOUR);
+    // Written 20 s before its holder started: well past the 5 s of slack, and well after
+    // the boot of any machine that built this test (an hour could be before it, and then a
+    // start time misread as the boot would still look younger than the file).
+    let written = Duration::from_secs(20);
+    env.pid_file(stranger, written);
+    env.pid_file(owner, written);
     let r = env.report(&[]);
     assert_eq!(
         reasons(&r, "reaped"),

@@ -309,13 +309,6 @@ fn orphan(pid: i32, starttime: u64) -> OrphanGroup {
     }
 }
 
-fn starttime(pid: i32) -> u64 {
-    std::fs::read(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|b| startup_hygiene::procfs::parse_stat(&b))
-        .map_or(0, |s| s.starttime)
-}
-
 /// `kill::stop` on the real `/proc`, with the test's uid and `exclude`, each process of
 /// `groups` pinned now (as a scan would have, right before reading it).
 fn stop(groups: &[OrphanGroup], exclude: &[i32]) -> Report {

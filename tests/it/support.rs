@@ -919,3 +919,11 @@ pub fn without_rename_flags(cmd: &mut Command) {
         });
     }
 }
+
+/// `pid`'s start time in clock ticks after boot (`/proc/<pid>/stat`), 0 if it is gone.
+pub fn starttime(pid: i32) -> u64 {
+    std::fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|b| startup_hygiene::procfs::parse_stat(&b))
+        .map_or(0, |s| s.starttime)
+}
