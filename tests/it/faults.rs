@@ -959,6 +959,13 @@ fn slow_rules_do_not_hide_the_marker_results() {
     assert!(!report.cut_short, "{:?}", report.warnings);
     assert_eq!(orphan_pids(&report), vec![130_000]);
     let warned = |what: &str| report.warnings.iter().any(|w| w.contains(what));
+    let times = |what: &str| report.warnings.iter().filter(|w| w.contains(what)).count();
+    assert_eq!(
+        times("stopped at half the deadline"),
+        1,
+        "said once: {:?}",
+        report.warnings
+    );
     assert!(
         warned("ignored: a pattern with '?' may have at most 256 characters; this one has 10003"),
         "{:?}",

@@ -570,6 +570,13 @@ fn more_orphans_than_open_files() {
     };
     let scan = read("scan.json");
     assert_eq!(pids(&scan, "orphans").len(), 1100, "{}", scan["warnings"]);
+    // Without --kill nothing is pinned, and nothing about pins or rules is said.
+    assert_eq!(
+        scan["warnings"],
+        serde_json::json!([]),
+        "{}",
+        scan["warnings"]
+    );
     let low = read("low.json");
     assert_eq!(pids(&low, "orphans").len(), 1100, "{}", low["warnings"]);
     assert!(
