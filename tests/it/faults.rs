@@ -978,6 +978,23 @@ fn slow_rules_do_not_hide_the_marker_results() {
     );
 }
 
+/// A process without a command line (a kernel thread where PID 2 is not kthreadd, as in a
+/// PID namespace; a zombie) is never matched, not even by a rule that matches anything; the
+/// control beside it, the same process with a command line, is.
+#[test]
+fn a_process_without_a_command_line_is_never_matched() {
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    tree.process(10, 1, "kworker/0:1", "");
+    tree.process(11, 1, "kworker/0:2", "kworker\0");
+    let mut opts = in_process_options(&env, &tree);
+    opts.matches = vec!["*".into()];
+    let report = run_in_process(&opts);
+    // init is matched too: `*` asks for everything with a command line.
+    assert_eq!(orphan_pids(&report), vec![1, 11]);
+}
+
 /// A zombie's command line is empty in the kernel, so the scan skips most zombies before
 /// it reads their stat. One that exits between its command line and its stat is still seen
 /// as a zombie there, and a zombie is never an orphan: the exited process is waiting for
