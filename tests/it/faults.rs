@@ -978,6 +978,31 @@ fn slow_rules_do_not_hide_the_marker_results() {
     );
 }
 
+/// A process that a built-in rule and one of the user's both match is labelled by the
+/// built-in rule: those are tried first, and the first match names it.
+#[test]
+fn a_built_in_rule_names_what_it_matches_before_the_users() {
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    tree.process(10, 1, "node", "node\0/x/orchestrator/dist/server.js\0");
+    tree.process(11, 1, "node", "node\0/x/other/dist/server.js\0");
+    let mut opts = in_process_options(&env, &tree);
+    opts.matches = vec!["*dist/server.js*".into()];
+    let report = run_in_process(&opts);
+    let mut labels: Vec<(i32, &str)> = report
+        .orphans
+        .iter()
+        .map(|o| (o.pid, o.matched_by.as_str()))
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [(10, "orchestrator"), (11, "*dist/server.js*")],
+        "{labels:?}"
+    );
+}
+
 /// A process without a command line (a kernel thread where PID 2 is not kthreadd, as in a
 /// PID namespace; a zombie) is never matched, not even by a rule that matches anything; the
 /// control beside it, the same process with a command line, is.
