@@ -978,6 +978,53 @@ fn slow_rules_do_not_hide_the_marker_results() {
     );
 }
 
+/// The age in the report is the time since the process started, by the boot clock.
+#[test]
+fn an_orphans_age_is_the_time_since_it_started() {
+    use startup_hygiene::sys;
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    let ticks = sys::clock_ticks();
+    let started = ((sys::boottime_secs() - 100.0) * ticks as f64) as u64;
+    tree.stat(10, 1, b"node", b'S', started);
+    tree.raw(10, "cmdline", MATCH.as_bytes());
+    let report = run_in_process(&matching(&env, &tree));
+    let age = report
+        .orphans
+        .iter()
+        .find(|o| o.pid == 10)
+        .map(|o| o.age_secs);
+    assert!(matches!(age, Some(100..=102)), "{age:?}");
+}
+
+/// As root, the children of kthreadd are kernel threads and are not read one by one. A
+/// PID 2 that is not the kernel's (parent 0), as in a PID namespace where a user's process
+/// is named so, is not trusted: its children are read and judged like any others. The
+/// control: under the kernel's kthreadd, the same child is passed over.
+#[test]
+fn only_the_kernels_kthreadd_has_its_children_passed_over() {
+    if unsafe { libc::geteuid() } != 0 {
+        skip("only a root scan passes over kernel threads");
+        return;
+    }
+    for (kthreadd_parent, reported) in [(0, false), (1, true)] {
+        let env = TestEnv::new();
+        let tree = ProcTree::new(&env);
+        tree.process(1, 0, "init", "/sbin/init\0");
+        tree.process(2, kthreadd_parent, "kthreadd", "kthreadd\0");
+        tree.raw(2, "task/2/children", b"10 11\n");
+        tree.process(10, 2, "node", MATCH);
+        let report = run_in_process(&matching(&env, &tree));
+        let pids = orphan_pids(&report);
+        assert_eq!(
+            pids.contains(&10),
+            reported,
+            "kthreadd's parent {kthreadd_parent}: {pids:?}"
+        );
+    }
+}
+
 /// A process that a built-in rule and one of the user's both match is labelled by the
 /// built-in rule: those are tried first, and the first match names it.
 #[test]
