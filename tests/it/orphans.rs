@@ -303,9 +303,11 @@ fn detached_server_of_a_live_session_is_kept_until_that_session_dies() {
         group(&r, server).is_some(),
         "a reused PID kept the session live: {r}"
     );
+    // Live again, in an entry bigger than a page (a long working folder, say).
+    let cwd = "/p".repeat(5_000);
     std::fs::write(
         env.home.join(format!(".claude/sessions/{owner}.json")),
-        format!(r#"{{"pid":{owner},"sessionId":"{session}","procStart":"{start}"}}"#),
+        format!(r#"{{"pid":{owner},"sessionId":"{session}","cwd":"{cwd}","procStart":"{start}"}}"#),
     )
     .unwrap();
     assert!(
