@@ -260,6 +260,9 @@ mod tests {
         assert!(!o.is_owner_path(b"/x/claude/versions/latest"));
         assert!(!o.is_owner_path(b"/usr/bin/node"));
         assert!(!o.is_owner_path(b""));
+        // Not versions: an empty name, dots alone.
+        assert!(!o.is_owner_path(b"/x/claude/versions/"));
+        assert!(!o.is_owner_path(b"/x/claude/versions/.."));
         let long = OwnerSet::new(vec!["a-very-long-owner-name".into()]);
         assert!(long.is_owner_comm(b"a-very-long-own"));
     }

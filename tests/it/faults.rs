@@ -911,8 +911,10 @@ fn a_chain_of_matches_is_walked_once() {
     );
     let (found, _) = scan_by_rule(&mut table, "fault", "*fault-marker*", 0);
     assert_eq!(found.len(), N as usize);
-    assert!(
-        table.hops() <= N as u64,
+    // Each of the N links (the last one to PID 1) followed once, none twice.
+    assert_eq!(
+        table.hops(),
+        N as u64,
         "{} parent links followed for a chain of {N}",
         table.hops()
     );
@@ -976,6 +978,24 @@ fn slow_rules_do_not_hide_the_marker_results() {
         "{:?}",
         report.warnings
     );
+}
+
+/// Claude Code's installer runs a binary named by its version
+/// (`…/claude/versions/2.1.197`): its name says nothing, its path says "owner", and its
+/// server is not an orphan. The control: the same server under a process of that name
+/// elsewhere is one.
+#[test]
+fn an_owner_known_only_by_its_versioned_path_owns_its_servers() {
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    tree.process(1, 0, "init", "/sbin/init\0");
+    let versioned = format!("/home/u/.local/share/{}/versions/2.1.197\0", env.owner);
+    tree.process(5, 1, "2.1.197", &versioned);
+    tree.process(6, 1, "2.1.197", "/opt/other/versions/2.1.197\0");
+    tree.process(10, 5, "node", MATCH);
+    tree.process(11, 6, "node", MATCH);
+    let report = run_in_process(&matching(&env, &tree));
+    assert_eq!(orphan_pids(&report), vec![11]);
 }
 
 /// The age in the report is the time since the process started, by the boot clock.

@@ -11,7 +11,7 @@ shift
 case $module in
 reaper) tests="reaper:: security:: faults::" ;;
 orphans | kill | registry) tests="orphans:: registry:: kill:: security:: faults::" ;;
-process_table) tests="process_table:: procfs:: orphans:: faults::" ;;
+process_table) tests="process_table:: procfs:: orphans:: reaper:: faults::" ;;
 config) tests="config:: properties::config security::" ;;
 sanitize) tests="sanitize:: unicode:: properties::sanitized properties::report_block security::hostile" ;;
 glob) tests="glob:: properties::glob faults::slow_rules" ;;
