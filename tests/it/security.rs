@@ -167,6 +167,36 @@ fn a_config_that_is_a_fifo_or_huge_does_not_block_or_bloat_the_run() {
     }
 }
 
+/// Why a config is not used is said, exactly: a `--config` that is not there, one that
+/// cannot be opened, one over the 1 MiB limit. A config of exactly 1 MiB is read, and a
+/// missing default config is no news.
+#[test]
+fn a_config_that_is_not_used_says_why() {
+    let env = TestEnv::new();
+    let warnings = |extra: &[&str]| env.report(extra)["warnings"].to_string();
+    assert_eq!(warnings(&[]), "[]", "no config anywhere");
+    let missing = env.root.join("missing.json");
+    let w = warnings(&["--config", missing.to_str().unwrap()]);
+    assert!(w.contains("was not found; its rules are not used"), "{w}");
+    let under_a_file = env.root.join("missing.json/config.json");
+    std::fs::write(&missing, "{}").unwrap();
+    let w = warnings(&["--config", under_a_file.to_str().unwrap()]);
+    assert!(w.contains("cannot open: Not a directory"), "{w}");
+    let limit = startup_hygiene::defaults::CONFIG_LIMIT;
+    for (size, refused) in [(limit, false), (limit + 1, true)] {
+        let mut text = b"{}".to_vec();
+        text.resize(size, b' ');
+        std::fs::write(&missing, &text).unwrap();
+        let w = warnings(&["--config", missing.to_str().unwrap()]);
+        assert_eq!(
+            w.contains("larger than 1 MiB"),
+            refused,
+            "{size} bytes: {w}"
+        );
+        assert_eq!(w == "[]", !refused, "{size} bytes: {w}");
+    }
+}
+
 /// Links in the state folder: a symlink to a file elsewhere is kept (not regular) and its
 /// target untouched; a hard link is a regular file of the folder, and removing it leaves
 /// the other name's data.
