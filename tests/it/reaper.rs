@@ -901,7 +901,6 @@ fn a_file_of_a_session_in_another_pid_namespace_is_kept() {
         );
         let mut container = pid_namespace()
             .unwrap()
-            .arg("--kill-child")
             .args(["sh", "-c", &script])
             .spawn()
             .unwrap();

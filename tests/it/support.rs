@@ -419,7 +419,18 @@ pub fn pid_namespace() -> Option<Command> {
         return None;
     };
     let mut cmd = Command::new("unshare");
-    cmd.args(flags);
+    // If the test process dies (killed by a harness's timeout, say), unshare dies with it,
+    // and takes the namespace's PID 1, so the whole namespace ends.
+    cmd.args(flags).arg("--kill-child=SIGKILL");
+    // SAFETY: one prctl between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     Some(cmd)
 }
 
