@@ -447,6 +447,34 @@ fn two_hundred_orphans_stay_under_the_cap() {
     assert!(!summary["systemMessage"].as_str().unwrap().contains('\n'));
 }
 
+/// Runs `script` as PID 1 of a PID namespace of its own (under a shell named `init`,
+/// `$P` the folder of `procs.named` links, `$HOOK`, `$OWNER`, and `$D` a folder for its
+/// reports), and returns a reader of the JSON reports it wrote there. `None`: no namespace.
+fn as_init_of_a_namespace(
+    env: &TestEnv,
+    procs: &Procs,
+    script: &str,
+) -> Option<impl Fn(&str) -> Value> {
+    let mut cmd = pid_namespace()?;
+    let dir = procs.named("init").parent().unwrap().to_path_buf();
+    cmd.arg(dir.join("init")).args(["-c", script, "init"]);
+    clean_env(&mut cmd, &env.home);
+    cmd.env("P", &dir)
+        .env("HOOK", bin())
+        .env("OWNER", &env.owner)
+        .env("D", &env.root);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = env.root.clone();
+    Some(move |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join(name)).unwrap()).unwrap()
+    })
+}
+
 /// `--kill` stops every orphan it can see, so this test runs where it can see only its own
 /// processes: a PID namespace, whose PID 1 is a shell that starts an orphaned wrapper chain
 /// (npm → node → sleep, with Claude Code's markers), runs the hook twice, and lists what is
@@ -455,10 +483,6 @@ fn two_hundred_orphans_stay_under_the_cap() {
 fn kill_stops_a_group_and_only_with_kill() {
     let env = TestEnv::new();
     let procs = Procs::new();
-    let Some(mut cmd) = pid_namespace() else {
-        return;
-    };
-    let dir = procs.named("init").parent().unwrap().to_path_buf();
     procs.named("npm");
     procs.named("node");
     let script = r#"
@@ -474,20 +498,8 @@ fn kill_stops_a_group_and_only_with_kill() {
         "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/kill.json"
         for s in /proc/[0-9]*/stat; do cat "$s"; echo; done > "$D/after.txt" 2>/dev/null
     "#;
-    cmd.arg(dir.join("init")).args(["-c", script, "init"]);
-    clean_env(&mut cmd, &env.home);
-    cmd.env("P", &dir)
-        .env("HOOK", bin())
-        .env("OWNER", &env.owner)
-        .env("D", &env.root);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read = |name: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(env.root.join(name)).unwrap()).unwrap()
+    let Some(read) = as_init_of_a_namespace(&env, &procs, script) else {
+        return;
     };
 
     let scan = read("scan.json");
@@ -536,10 +548,6 @@ fn kill_stops_a_group_and_only_with_kill() {
 fn more_orphans_than_open_files() {
     let env = TestEnv::new();
     let procs = Procs::new();
-    let Some(mut cmd) = pid_namespace() else {
-        return;
-    };
-    let dir = procs.named("init").parent().unwrap().to_path_buf();
     let script = r#"
         i=0
         while [ $i -lt 1100 ]; do
@@ -556,19 +564,8 @@ fn more_orphans_than_open_files() {
         (ulimit -Hn 1024; "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/low.json")
         "$HOOK" --format json --owner "$OWNER" --project / --kill > "$D/kill.json"
     "#;
-    cmd.arg(dir.join("init")).args(["-c", script, "init"]);
-    clean_env(&mut cmd, &env.home);
-    cmd.env("HOOK", bin())
-        .env("OWNER", &env.owner)
-        .env("D", &env.root);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read = |name: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(env.root.join(name)).unwrap()).unwrap()
+    let Some(read) = as_init_of_a_namespace(&env, &procs, script) else {
+        return;
     };
     let scan = read("scan.json");
     assert_eq!(pids(&scan, "orphans").len(), 1100, "{}", scan["warnings"]);

@@ -492,6 +492,36 @@ fn stdin_variants_never_fail_the_hook() {
     assert_eq!(pids(&run.json(), "reaped"), vec![dead as i64]);
 }
 
+/// The name a run of PID `run` sets the file `name` aside under, before removing it.
+fn aside(run: i32, name: &str) -> String {
+    format!(".startup-hygiene.{run}.{name}")
+}
+
+/// `n` runs of the hook started at once on `env`'s project (`--format json`, then `extra`);
+/// their reports, each run having exited 0.
+fn runs_at_once(env: &TestEnv, n: usize, extra: &[&str]) -> Vec<Value> {
+    let runs: Vec<_> = (0..n)
+        .map(|_| {
+            let mut hook = env
+                .hook()
+                .args(["--format", "json", "--project"])
+                .arg(&env.project)
+                .args(extra);
+            hook.cmd
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped());
+            hook.cmd.spawn().unwrap()
+        })
+        .collect();
+    runs.into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn parallel_runs_remove_each_file_once_and_count_it_once() {
     let env = TestEnv::new();
@@ -510,24 +540,9 @@ fn parallel_runs_remove_each_file_once_and_count_it_once() {
         expected.insert(format!("active-session-{pid}"));
     }
     assert_eq!(expected.len(), 2000);
-    let runs: Vec<_> = (0..16)
-        .map(|_| {
-            let mut hook = env
-                .hook()
-                .args(["--format", "json", "--project"])
-                .arg(&env.project);
-            hook.cmd
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped());
-            hook.cmd.spawn().unwrap()
-        })
-        .collect();
     let mut seen = Vec::new();
     let mut per_run = Vec::new();
-    for child in runs {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in runs_at_once(&env, 16, &[]) {
         // A file another run removed first is not this run's, and not a failure either.
         assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
         per_run.push(r["reaped"].as_array().unwrap().len());
@@ -673,12 +688,12 @@ fn a_file_left_aside_by_a_dead_run_is_put_back() {
     let dir = env.state_dir();
     let (gone_run, dead, live) = (dead_pid(), dead_pid(), std::process::id());
     std::fs::write(
-        dir.join(format!(".startup-hygiene.{gone_run}.active-session-{live}")),
+        dir.join(aside(gone_run, &format!("active-session-{live}"))),
         "live",
     )
     .unwrap();
     std::fs::write(
-        dir.join(format!(".startup-hygiene.{gone_run}.active-session-{dead}")),
+        dir.join(aside(gone_run, &format!("active-session-{dead}"))),
         "stale",
     )
     .unwrap();
@@ -700,7 +715,7 @@ fn a_file_left_aside_by_a_dead_run_is_put_back() {
 
     // A name taken again meanwhile (a live session wrote a new file) is never overwritten:
     // the entry set aside stays where it is, and a warning says so.
-    let aside = format!(".startup-hygiene.{gone_run}.active-session-{live}");
+    let aside = aside(gone_run, &format!("active-session-{live}"));
     std::fs::write(dir.join(&aside), "older").unwrap();
     let r = env.report(&[]);
     assert_eq!(
@@ -724,26 +739,12 @@ fn parallel_runs_put_each_leftover_back_once() {
     let pids = dead_pids(300);
     for pid in &pids {
         std::fs::write(
-            dir.join(format!(".startup-hygiene.{gone_run}.active-session-{pid}")),
+            dir.join(aside(gone_run, &format!("active-session-{pid}"))),
             "x",
         )
         .unwrap();
     }
-    let runs: Vec<_> = (0..8)
-        .map(|_| {
-            let mut hook = env
-                .hook()
-                .args(["--format", "json", "--dry-run", "--project"])
-                .arg(&env.project);
-            hook.cmd
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped());
-            hook.cmd.spawn().unwrap()
-        })
-        .collect();
-    for child in runs {
-        let out = child.wait_with_output().unwrap();
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in runs_at_once(&env, 8, &["--dry-run"]) {
         assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
     }
     let mut want: Vec<String> = pids.iter().map(|p| format!("active-session-{p}")).collect();
@@ -761,11 +762,11 @@ fn without_rename_noreplace_files_are_removed_and_put_back_the_same() {
     let (gone_run, stale, back, taken) = (dead_pid(), dead_pid(), dead_pid(), dead_pid());
     env.pid_file(stale, HOUR);
     std::fs::write(
-        dir.join(format!(".startup-hygiene.{gone_run}.active-session-{back}")),
+        dir.join(aside(gone_run, &format!("active-session-{back}"))),
         "back",
     )
     .unwrap();
-    let taken_aside = format!(".startup-hygiene.{gone_run}.active-session-{taken}");
+    let taken_aside = aside(gone_run, &format!("active-session-{taken}"));
     std::fs::write(dir.join(&taken_aside), "older").unwrap();
     std::fs::write(dir.join(format!("active-session-{taken}")), "newer").unwrap();
     let hook = |dry_run: bool| {
@@ -819,7 +820,7 @@ fn a_leftover_under_the_hooks_own_aside_name_is_never_overwritten() {
     let env = TestEnv::new();
     let dir = env.state_dir();
     let dead = dead_pid();
-    let aside = format!(".startup-hygiene.1.active-session-{dead}");
+    let aside = aside(1, &format!("active-session-{dead}"));
     std::fs::write(dir.join(&aside), "older").unwrap();
     env.pid_file(dead, HOUR);
     let Some(hook) = env
@@ -848,8 +849,8 @@ fn only_a_leftover_of_an_ended_run_is_put_back() {
     let env = TestEnv::new();
     let dir = env.state_dir();
     let dead = dead_pid();
-    let running = format!(".startup-hygiene.1.active-session-{dead}");
-    let not_a_pid_file = format!(".startup-hygiene.{}.notes.txt", dead_pid());
+    let running = aside(1, &format!("active-session-{dead}"));
+    let not_a_pid_file = aside(dead_pid(), "notes.txt");
     std::fs::write(dir.join(&running), "stale").unwrap();
     std::fs::write(dir.join(&not_a_pid_file), "notes").unwrap();
     env.report(&[]);
