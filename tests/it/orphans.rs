@@ -182,6 +182,10 @@ fn wrapper_chain_is_reported_once_at_its_top() {
     wait_for_comm(npm, "npm");
     let below = wait_descendants(npm, 2);
     below.iter().for_each(|&pid| procs.adopt(pid));
+    // Forked is not yet exec'd: until then each carries its parent's name, and then for a
+    // moment no command line (the walk lists npm's child, then that child's).
+    wait_for_comm(below[0], "sh");
+    wait_for_comm(below[1], "node");
     procs.kill(owner);
     wait_for_parent(npm, me());
 
@@ -220,14 +224,7 @@ fn owner_far_up_the_chain_still_owns() {
     chain.iter().for_each(|&pid| procs.adopt(pid));
     let server = *chain.last().unwrap();
     // The last process may be caught between fork and exec: wait for it to become the server.
-    let comm = || std::fs::read_to_string(format!("/proc/{server}/comm")).unwrap_or_default();
-    for _ in 0..500 {
-        if comm().trim() == "bun" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(comm().trim(), "bun");
+    wait_for_comm(server, "bun");
 
     assert!(
         !reported(&env.report(&[]), server),
@@ -554,9 +551,10 @@ fn more_orphans_than_open_files() {
             CLAUDECODE=1 CLAUDE_CODE_SESSION_ID=many sleep 600 &
             i=$((i+1))
         done
-        # Until every one of them has become `sleep` (a forked child has no markers yet).
+        # Until every one of them has exec'd `sleep` with its markers (a forked child has
+        # none yet, and an exec sets the name before the environment).
         i=0
-        until [ "$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$')" -ge 1100 ] || [ $i -ge 1000 ]; do
+        until [ "$(grep -lsa 'CLAUDE_CODE_SESSION_ID=many' /proc/[0-9]*/environ | wc -l)" -ge 1100 ] || [ $i -ge 1000 ]; do
             sleep 0.01; i=$((i+1))
         done
         ulimit -Sn 1024
