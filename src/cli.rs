@@ -63,8 +63,6 @@ pub enum Command {
     Run(Options),
     Help,
     Version,
-    /// `startup-hygiene settings …`: registers the hook in a settings file.
-    Settings(crate::settings::Request),
 }
 
 pub const USAGE: &str = "\
@@ -98,9 +96,6 @@ pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Comm
     let mut opts = Options::default();
     let mut owners: Vec<String> = Vec::new();
     let mut args = args.into_iter().peekable();
-    if args.peek().is_some_and(|a| a == "settings") {
-        return crate::settings::parse(args.skip(1)).map(Command::Settings);
-    }
     while let Some(arg) = args.next() {
         let arg = arg
             .into_string()

@@ -13,8 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::procfs::ProcFs;
-use crate::report::{NotStopped, OrphanGroup, Stopped};
-use crate::run::Sink;
+use crate::report::{NotStopped, OrphanGroup, Sink, Stopped};
 use crate::sys;
 
 /// One process held by a pidfd from before its `/proc` files were read. While the process

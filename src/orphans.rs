@@ -7,7 +7,7 @@
 //! of each of our processes' command line and environment, and `stat` only along the
 //! ancestor chains of matches.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::config::MatchRule;
@@ -17,8 +17,7 @@ use crate::kill::{Pinned, Pins};
 use crate::process_table::{Ancestry, ProcessTable};
 use crate::procfs::{self, ReadError};
 use crate::registry::Registry;
-use crate::report::{OrphanGroup, OrphanProc};
-use crate::run::Sink;
+use crate::report::{OrphanProc, Sink};
 use crate::sys;
 
 /// What the scan needs besides the process table.
@@ -255,54 +254,6 @@ fn kernel_threads(table: &mut ProcessTable) -> BTreeSet<i32> {
     }
 }
 
-/// Groups orphans under their topmost orphan ancestor (a wrapper chain such as `npm exec` →
-/// `sh` → `node` becomes one group). Largest resident memory first. Each parent link is
-/// followed once (the tops found are kept), so a chain of N orphans costs N steps, not N².
-/// A parent loop makes each of its members a group of its own: nobody is lost.
-pub fn group(orphans: &[OrphanProc]) -> Vec<OrphanGroup> {
-    let by_pid: BTreeMap<i32, &OrphanProc> = orphans.iter().map(|o| (o.pid, o)).collect();
-    let mut top_of: BTreeMap<i32, i32> = BTreeMap::new();
-    for o in orphans {
-        let mut path = vec![o.pid];
-        let mut on_path = BTreeSet::from([o.pid]);
-        let top = loop {
-            let here = by_pid[path.last().expect("the path starts with o")];
-            if let Some(&t) = top_of.get(&here.pid) {
-                break Some(t);
-            }
-            match by_pid.get(&here.ppid) {
-                None => break Some(here.pid),
-                Some(parent) if on_path.contains(&parent.pid) => break None,
-                Some(parent) => {
-                    path.push(parent.pid);
-                    on_path.insert(parent.pid);
-                }
-            }
-        };
-        for pid in path {
-            top_of.entry(pid).or_insert(top.unwrap_or(pid));
-        }
-    }
-    let mut groups: Vec<OrphanGroup> = Vec::new();
-    let mut index: BTreeMap<i32, usize> = BTreeMap::new();
-    for o in orphans.iter().filter(|o| top_of[&o.pid] == o.pid) {
-        index.insert(o.pid, groups.len());
-        groups.push(OrphanGroup {
-            top: o.clone(),
-            descendants: Vec::new(),
-        });
-    }
-    for o in orphans.iter().filter(|o| top_of[&o.pid] != o.pid) {
-        groups[index[&top_of[&o.pid]]].descendants.push(o.clone());
-    }
-    groups.sort_by(|a, b| {
-        b.rss_bytes()
-            .cmp(&a.rss_bytes())
-            .then(a.top.pid.cmp(&b.top.pid))
-    });
-    groups
-}
-
 struct AgeClock {
     now: f64,
     ticks: f64,
@@ -320,49 +271,5 @@ impl AgeClock {
 
     fn age_secs(&self, starttime: u64) -> u64 {
         (self.now - starttime as f64 / self.ticks).max(0.0) as u64
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn proc(pid: i32, ppid: i32, rss: u64) -> OrphanProc {
-        OrphanProc {
-            pid,
-            ppid,
-            starttime: 0,
-            comm: "x".into(),
-            cmdline: "x".into(),
-            matched_by: "env".into(),
-            rss_bytes: rss,
-            age_secs: 0,
-            session_id: None,
-            project_dir: None,
-        }
-    }
-
-    #[test]
-    fn wrapper_chain_is_one_group() {
-        let groups = group(&[
-            proc(30, 20, 5),
-            proc(10, 1, 1),
-            proc(20, 10, 1),
-            proc(40, 1, 100),
-        ]);
-        assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].top.pid, 40);
-        assert_eq!(groups[1].top.pid, 10);
-        let mut d: Vec<i32> = groups[1].descendants.iter().map(|p| p.pid).collect();
-        d.sort();
-        assert_eq!(d, vec![20, 30]);
-        assert_eq!(groups[1].rss_bytes(), 7);
-    }
-
-    #[test]
-    fn parent_loop_loses_nobody() {
-        let groups = group(&[proc(1, 2, 1), proc(2, 1, 1)]);
-        let total: usize = groups.iter().map(|g| 1 + g.descendants.len()).sum();
-        assert_eq!(total, 2);
     }
 }

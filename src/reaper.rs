@@ -13,8 +13,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::config::{RuleDir, StateRule};
 use crate::defaults;
 use crate::process_table::ProcessTable;
-use crate::report::{FileEntry, KeepReason, StaleReason};
-use crate::run::Sink;
+use crate::report::{FileEntry, KeepReason, Sink, StaleReason};
 use crate::sys::{self, Probe};
 
 /// What is known about the live process holding a file's PID.

@@ -1,15 +1,17 @@
 //! What a run found and did, and its three renderings: the text block for the model's
 //! context, Claude Code's hook JSON, and the full JSON report for scripts.
 //!
-//! This module does no I/O. Every string that came from another process or a file passes
+//! It also holds `Sink`, where the work puts its findings piece by piece, and `group`, the
+//! wrapper chains. This module does no I/O. Every string that came from another process or a file passes
 //! through `sanitize` here, on its way out.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Value, json};
 
 use crate::defaults;
-use crate::orphans;
 use crate::sanitize::{quote, sanitize, sanitize_json};
 
 /// Why a per-PID file is stale.
@@ -133,6 +135,79 @@ pub struct Report {
     pub deadline_ms: u64,
 }
 
+/// Where the work puts what it finds, a piece at a time, so that a run cut short by the
+/// deadline still reports everything found until then. The lock is never held across I/O.
+pub struct Sink(Mutex<Report>);
+
+impl Sink {
+    pub fn new(report: Report) -> Sink {
+        Sink(Mutex::new(report))
+    }
+
+    pub fn push(&self, f: impl FnOnce(&mut Report)) {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub fn warn(&self, warning: String) {
+        self.push(|r| r.warnings.push(warning));
+    }
+
+    pub fn snapshot(&self) -> Report {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Groups orphans under their topmost orphan ancestor (a wrapper chain such as `npm exec` →
+/// `sh` → `node` becomes one group). Largest resident memory first. Each parent link is
+/// followed once (the tops found are kept), so a chain of N orphans costs N steps, not N².
+/// A parent loop makes each of its members a group of its own: nobody is lost.
+pub fn group(orphans: &[OrphanProc]) -> Vec<OrphanGroup> {
+    let by_pid: BTreeMap<i32, &OrphanProc> = orphans.iter().map(|o| (o.pid, o)).collect();
+    let mut top_of: BTreeMap<i32, i32> = BTreeMap::new();
+    for o in orphans {
+        let mut path = vec![o.pid];
+        let mut on_path = BTreeSet::from([o.pid]);
+        let top = loop {
+            let here = by_pid[path.last().expect("the path starts with o")];
+            if let Some(&t) = top_of.get(&here.pid) {
+                break Some(t);
+            }
+            match by_pid.get(&here.ppid) {
+                None => break Some(here.pid),
+                Some(parent) if on_path.contains(&parent.pid) => break None,
+                Some(parent) => {
+                    path.push(parent.pid);
+                    on_path.insert(parent.pid);
+                }
+            }
+        };
+        for pid in path {
+            top_of.entry(pid).or_insert(top.unwrap_or(pid));
+        }
+    }
+    let mut groups: Vec<OrphanGroup> = Vec::new();
+    let mut index: BTreeMap<i32, usize> = BTreeMap::new();
+    for o in orphans.iter().filter(|o| top_of[&o.pid] == o.pid) {
+        index.insert(o.pid, groups.len());
+        groups.push(OrphanGroup {
+            top: o.clone(),
+            descendants: Vec::new(),
+        });
+    }
+    for o in orphans.iter().filter(|o| top_of[&o.pid] != o.pid) {
+        groups[index[&top_of[&o.pid]]].descendants.push(o.clone());
+    }
+    groups.sort_by(|a, b| {
+        b.rss_bytes()
+            .cmp(&a.rss_bytes())
+            .then(a.top.pid.cmp(&b.top.pid))
+    });
+    groups
+}
+
 /// The output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -143,7 +218,7 @@ pub enum Format {
 
 impl Report {
     pub fn groups(&self) -> Vec<OrphanGroup> {
-        orphans::group(&self.orphans)
+        group(&self.orphans)
     }
 
     /// Whether the text and hook formats have anything to say.
@@ -697,5 +772,44 @@ mod tests {
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(90061), "1d1h");
         assert_eq!(plural(2, "process"), "2 processes");
+    }
+
+    fn proc(pid: i32, ppid: i32, rss: u64) -> OrphanProc {
+        OrphanProc {
+            pid,
+            ppid,
+            starttime: 0,
+            comm: "x".into(),
+            cmdline: "x".into(),
+            matched_by: "env".into(),
+            rss_bytes: rss,
+            age_secs: 0,
+            session_id: None,
+            project_dir: None,
+        }
+    }
+
+    #[test]
+    fn wrapper_chain_is_one_group() {
+        let groups = group(&[
+            proc(30, 20, 5),
+            proc(10, 1, 1),
+            proc(20, 10, 1),
+            proc(40, 1, 100),
+        ]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].top.pid, 40);
+        assert_eq!(groups[1].top.pid, 10);
+        let mut d: Vec<i32> = groups[1].descendants.iter().map(|p| p.pid).collect();
+        d.sort();
+        assert_eq!(d, vec![20, 30]);
+        assert_eq!(groups[1].rss_bytes(), 7);
+    }
+
+    #[test]
+    fn parent_loop_loses_nobody() {
+        let groups = group(&[proc(1, 2, 1), proc(2, 1, 1)]);
+        let total: usize = groups.iter().map(|g| 1 + g.descendants.len()).sum();
+        assert_eq!(total, 2);
     }
 }

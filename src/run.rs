@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -27,37 +27,22 @@ use crate::process_table::{OwnerSet, ProcessTable};
 use crate::procfs::ProcFs;
 use crate::reaper;
 use crate::registry::Registry;
-use crate::report::Report;
+use crate::report::{Report, Sink, group};
 use crate::sanitize::sanitize;
 use crate::sys;
 
-/// Where the work puts what it finds, a piece at a time, so that a run cut short by the
-/// deadline still reports everything found until then. The lock is never held across I/O.
-pub struct Sink(Mutex<Report>);
-
-impl Sink {
-    pub fn new(report: Report) -> Sink {
-        Sink(Mutex::new(report))
-    }
-
-    pub fn push(&self, f: impl FnOnce(&mut Report)) {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-
-    pub fn warn(&self, warning: String) {
-        self.push(|r| r.warnings.push(warning));
-    }
-
-    pub fn snapshot(&self) -> Report {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
 /// The program: parse the flags, run, print. Returns the exit status.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "settings") {
+        return match crate::settings::parse(args.skip(1)) {
+            Ok(req) => {
+                ignore_sigpipe();
+                crate::settings::main(&req)
+            }
+            Err(msg) => usage_error(&msg),
+        };
+    }
     let opts = match cli::parse(args) {
         Ok(Command::Run(opts)) => opts,
         Ok(Command::Help) => {
@@ -68,16 +53,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
             print_quietly(&format!("startup-hygiene {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::Success;
         }
-        Ok(Command::Settings(req)) => {
-            ignore_sigpipe();
-            return crate::settings::main(&req);
-        }
-        Err(msg) => {
-            eprint_quietly(&format!(
-                "startup-hygiene: {msg}\nTry 'startup-hygiene --help'.\n"
-            ));
-            return ExitCode::Usage;
-        }
+        Err(msg) => return usage_error(&msg),
     };
     let format = opts.format;
     let reported_here = execute(
@@ -104,6 +80,13 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         }
     }
     ExitCode::Success
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprint_quietly(&format!(
+        "startup-hygiene: {msg}\nTry 'startup-hygiene --help'.\n"
+    ));
+    ExitCode::Usage
 }
 
 /// Writes to stdout; a closed stdout or a broken pipe is not an error for a hook.
@@ -370,7 +353,7 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
         sink,
     );
     if opts.kill {
-        let groups = orphans::group(&sink.snapshot().orphans);
+        let groups = group(&sink.snapshot().orphans);
         if !groups.is_empty() {
             let exclude: BTreeSet<i32> = table.self_and_ancestors(me).into_iter().collect();
             let left = deadline_at.saturating_duration_since(Instant::now());

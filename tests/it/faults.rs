@@ -893,7 +893,6 @@ fn a_broken_stderr_does_not_cost_the_report() {
 /// group. Counted in parent links, not timed.
 #[test]
 fn a_chain_of_matches_is_walked_once() {
-    use startup_hygiene::orphans;
     use startup_hygiene::process_table::{OwnerSet, ProcessTable};
     use startup_hygiene::procfs::ProcFs;
 
@@ -918,7 +917,7 @@ fn a_chain_of_matches_is_walked_once() {
         "{} parent links followed for a chain of {N}",
         table.hops()
     );
-    let groups = orphans::group(&found);
+    let groups = startup_hygiene::report::group(&found);
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].top.pid, 100);
     assert_eq!(groups[0].descendants.len(), N as usize - 1);

@@ -19,7 +19,6 @@ use startup_hygiene::config::{self, Env, Origin, RuleDir, StateRule};
 use startup_hygiene::defaults;
 use startup_hygiene::glob;
 use startup_hygiene::input::{self, HookInput};
-use startup_hygiene::orphans;
 use startup_hygiene::procfs::{self, Stat};
 use startup_hygiene::reaper::{Holder, judge};
 use startup_hygiene::registry;
@@ -1865,7 +1864,7 @@ fn orphans_are_exactly_the_unowned_matches() {
         procs_total += world.len();
         orphans_total += want.len();
         // Grouping loses nobody and counts nobody twice.
-        let groups = orphans::group(&report.orphans);
+        let groups = startup_hygiene::report::group(&report.orphans);
         let mut grouped: Vec<i32> = groups.iter().flat_map(|g| g.pids()).collect();
         grouped.sort();
         assert_eq!(
@@ -1911,7 +1910,7 @@ fn grouping_keeps_every_orphan_exactly_once() {
                 project_dir: None,
             })
             .collect();
-        let groups = orphans::group(&orphans);
+        let groups = startup_hygiene::report::group(&orphans);
         let mut seen: Vec<i32> = groups.iter().flat_map(|g| g.pids()).collect();
         seen.sort();
         assert_eq!(seen, pids, "case {case}");

@@ -12,8 +12,8 @@ use serde_json::Value;
 use startup_hygiene::kill;
 use startup_hygiene::process_table::{OwnerSet, ProcessTable};
 use startup_hygiene::procfs::ProcFs;
+use startup_hygiene::report::Sink;
 use startup_hygiene::report::{Format, OrphanGroup, OrphanProc, Report};
-use startup_hygiene::run::Sink;
 use startup_hygiene::sanitize::quote;
 
 use crate::faults::{ProcTree, in_process_options, run_in_process};
@@ -625,7 +625,6 @@ fn kill_never_signals_a_pid_reused_within_one_clock_tick() {
 #[test]
 #[ignore = "run inside a PID namespace by kill_never_signals_a_pid_reused_within_one_clock_tick"]
 fn pid_reuse_inside_a_namespace() {
-    use startup_hygiene::orphans;
     use std::io::Write as _;
     assert_eq!(std::env::var("STARTUP_HYGIENE_INNER").as_deref(), Ok("1"));
     assert_eq!(std::process::id(), 1, "not PID 1 of a namespace of its own");
@@ -664,7 +663,7 @@ fn pid_reuse_inside_a_namespace() {
         let innocent_pid = innocent.id() as i32;
         if innocent_pid == pid {
             same_tick += usize::from(starttime(pid) == judged[0].starttime);
-            let r = stop_pinned(&orphans::group(&judged), &pins, &[]);
+            let r = stop_pinned(&startup_hygiene::report::group(&judged), &pins, &[]);
             if !r.stopped.is_empty() || !is_alive(pid) {
                 signalled += 1;
             }

@@ -764,7 +764,7 @@ pub fn scan_by_rule(
     startup_hygiene::kill::Pins,
 ) {
     use startup_hygiene::{config::MatchRule, orphans, registry::Registry, report::Report};
-    let sink = startup_hygiene::run::Sink::new(Report::default());
+    let sink = startup_hygiene::report::Sink::new(Report::default());
     let rules = [MatchRule {
         label: label.into(),
         glob: glob.into(),
