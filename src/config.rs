@@ -13,7 +13,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 
 use crate::defaults;
-use crate::sys;
+use crate::os::sys;
 
 /// Where a per-PID state file lives and how it is named (`<prefix><pid><suffix>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl StateRule {
         let digits = name
             .strip_prefix(self.prefix.as_bytes())?
             .strip_suffix(self.suffix.as_bytes())?;
-        crate::procfs::parse_pid(digits)
+        crate::os::procfs::parse_pid(digits)
     }
 
     pub fn dir_path(&self, project: &Utf8Path) -> Utf8PathBuf {

@@ -5,14 +5,17 @@
 //! inside `malloc`, so the handler itself must neither allocate nor lock. The work looks at
 //! the flag at its checkpoints (each file, each process, each step of a run) and makes the
 //! report there, in normal context. A run stuck where it never reaches a checkpoint (a
-//! kernel wait that only a fatal signal ends: a hung mount) is ended by the second timer,
-//! SIGKILL, `defaults::DEADLINE_BACKSTOP` later; that one is never disarmed.
+//! kernel wait that only a fatal signal ends: a hung mount) is ended by the backstop,
+//! `defaults::DEADLINE_BACKSTOP` later: on Linux a second timer sending SIGKILL, never
+//! disarmed; on macOS (no POSIX timers) the one interval timer, re-armed from the handler
+//! with SIGALRM's default action, which ends the process.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{defaults, sys};
+use crate::defaults;
+use crate::os::sys;
 
 type Reporter = Box<dyn Fn() + Send + Sync>;
 static REPORT: OnceLock<Reporter> = OnceLock::new();
@@ -25,13 +28,12 @@ pub fn arm(after: Duration, report: impl Fn() + Send + Sync + 'static) -> std::i
         return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
     }
     sys::on_signal(libc::SIGALRM, on_alarm)?;
-    sys::signal_timer(libc::SIGALRM, after)?;
-    sys::signal_timer(libc::SIGKILL, after + defaults::DEADLINE_BACKSTOP)?;
-    Ok(())
+    sys::arm_deadline_timers(after, defaults::DEADLINE_BACKSTOP)
 }
 
 extern "C" fn on_alarm(_: libc::c_int) {
     FIRED.store(true, Ordering::SeqCst);
+    sys::deadline_fired();
 }
 
 /// Where the work may stop for the deadline: one load of a flag unless the timers fired.

@@ -131,7 +131,7 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// current candidate, whose work is linear whatever the input. No position before it can
 /// match (every candidate there failed its compare), so the answer is still the leftmost.
 ///
-/// Inlined so that `procfs::has_entry`'s fixed needle compiles to a fixed-size compare.
+/// Inlined so that `argv::has_entry`'s fixed needle compiles to a fixed-size compare.
 #[inline(always)]
 fn find_from(hay: &[u8], needle: &[u8], anchor: usize) -> Option<usize> {
     if needle.is_empty() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::sys;
+use crate::os::sys;
 
 /// The fields of the SessionStart input this program uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,52 +1,66 @@
 //! `--kill`: stopping the orphans a scan reported, and nothing else.
 //!
 //! The process that is judged is the process that is signalled: the scan pins each
-//! candidate (`Pinned`, a pidfd opened *before* its `/proc` files are read, and found still
-//! running after they were), and every signal goes through that pidfd. A PID that changed
-//! hands after the scan, even within one clock tick, is never signalled: the pidfd still
-//! refers to the process that exited. PID 1 and below, other users' processes and the
-//! hook's own ancestors are refused. Nothing else in the program sends a signal.
+//! candidate (`os::Pinned`, taken *before* its facts are read, and found still running
+//! after they were), and every signal goes through that pin. On Linux the pin is a pidfd:
+//! a PID that changed hands after the scan, even within one clock tick, is never
+//! signalled. On macOS it is a kqueue watch of the process's exit, checked right before
+//! each signal: what is left is a window of one system call (see ARCHITECTURE.md). PID 1
+//! and below, other users' processes and the hook's own ancestors are refused (`refusal`,
+//! a pure rule). Nothing else in the program sends a signal.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use crate::procfs::ProcFs;
+use crate::os::{Pinned, ProcessSource, ReadError, Signal, SignalError};
 use crate::report::{NotStopped, OrphanGroup, Sink, Stopped};
-use crate::sys;
-
-/// One process held by a pidfd from before its `/proc` files were read. While the process
-/// runs, its PID cannot be given to another, so reads made between `open` and a later
-/// `still_running` were reads of this process.
-pub struct Pinned {
-    pub pid: i32,
-    fd: OwnedFd,
-}
-
-impl Pinned {
-    pub fn open(pid: i32) -> io::Result<Pinned> {
-        Ok(Pinned {
-            pid,
-            fd: sys::pidfd_open(pid)?,
-        })
-    }
-
-    /// Not exited (a zombie has exited).
-    pub fn still_running(&self) -> bool {
-        !sys::wait_exited(&[self.fd.as_fd()], Duration::ZERO)[0]
-    }
-}
 
 /// The pins of the processes a scan reported, by PID.
 pub type Pins = BTreeMap<i32, Pinned>;
+
+/// What is known of a reported process just before it would be signalled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub pid: i32,
+    /// The table read was this system's.
+    pub system: bool,
+    /// One of this hook's ancestors.
+    pub ancestor: bool,
+    /// The scan pinned it.
+    pub pinned: bool,
+    /// Its user now, read while the pin holds it.
+    pub uid_now: Result<u32, ReadError>,
+    /// The pin still holds a running process.
+    pub running: bool,
+}
+
+/// Why `c` must not be signalled by the user `uid`, or `None` when it may be.
+pub fn refusal(c: &Candidate, uid: u32) -> Option<&'static str> {
+    if !c.system {
+        return Some("the process table read was not the system's");
+    }
+    if c.pid <= 1 {
+        return Some("PID 1 and below are never signalled");
+    }
+    if c.ancestor {
+        return Some("an ancestor of this hook");
+    }
+    if !c.pinned {
+        return Some("not pinned by the scan: cannot prove it is the process judged");
+    }
+    match c.uid_now {
+        Ok(u) if u != uid => Some("belongs to another user"),
+        Ok(_) if c.running => None,
+        _ => Some("already exited"),
+    }
+}
 
 /// Stops every process of `groups`: SIGTERM, then SIGKILL for what is left after `grace`.
 /// Only pinned processes are signalled, each through its pin.
 pub fn stop(
     groups: &[OrphanGroup],
     pins: &Pins,
-    fs: &ProcFs,
+    source: &mut dyn ProcessSource,
     uid: u32,
     exclude: &BTreeSet<i32>,
     grace: Duration,
@@ -59,76 +73,62 @@ pub fn stop(
     let mut signalled: Vec<&Pinned> = Vec::new();
     for pid in groups.iter().flat_map(OrphanGroup::pids) {
         crate::deadline::checkpoint();
-        if !fs.is_real() {
-            refuse(pid, "the process table read was not the system's /proc");
-            continue;
-        }
-        if pid <= 1 {
-            refuse(pid, "PID 1 and below are never signalled");
-            continue;
-        }
-        if exclude.contains(&pid) {
-            refuse(pid, "an ancestor of this hook");
-            continue;
-        }
-        let Some(pin) = pins.get(&pid) else {
-            refuse(
-                pid,
-                "not pinned by the scan: cannot prove it is the process judged",
-            );
-            continue;
+        let pin = pins.get(&pid);
+        let system = source.is_system();
+        let candidate = Candidate {
+            pid,
+            system,
+            ancestor: exclude.contains(&pid),
+            pinned: pin.is_some(),
+            // By PID, but while the pinned process runs the PID is still its own.
+            uid_now: match pin {
+                Some(_) if system && pid > 1 => source.uid(pid),
+                _ => Err(ReadError::Gone),
+            },
+            running: pin.is_some_and(Pinned::still_running),
         };
-        // By PID, but while the pinned process runs the PID is still its own.
-        match fs.uid(pid) {
-            Ok(u) if u == uid && pin.still_running() => {}
-            Ok(u) if u != uid => {
-                refuse(pid, "belongs to another user");
-                continue;
-            }
-            _ => {
-                refuse(pid, "already exited");
-                continue;
-            }
+        if let Some(why) = refusal(&candidate, uid) {
+            refuse(pid, why);
+            continue;
         }
-        match sys::pidfd_send_signal(pin.fd.as_fd(), libc::SIGTERM) {
+        let Some(pin) = pin else { continue };
+        match pin.signal(Signal::Term) {
             Ok(()) => signalled.push(pin),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => refuse(pid, "already exited"),
-            Err(e) => refuse(pid, &format!("SIGTERM failed: {e}")),
+            Err(SignalError::Gone) => refuse(pid, "already exited"),
+            Err(SignalError::Failed(e)) => refuse(pid, &format!("SIGTERM failed: {e}")),
         }
     }
     if signalled.is_empty() {
         return;
     }
-    let fds: Vec<_> = signalled.iter().map(|p| p.fd.as_fd()).collect();
-    let gone = sys::wait_exited(&fds, grace);
+    let gone = Pinned::wait_exited(&signalled, grace);
     let mut killed = Vec::new();
     for (pin, gone) in signalled.iter().zip(gone) {
-        let stopped = |signal| {
+        let stopped = |signal: Signal| {
             sink.push(|r| {
                 r.stopped.push(Stopped {
                     pid: pin.pid,
-                    signal,
+                    signal: signal.name(),
                 })
             })
         };
         if gone {
-            stopped("SIGTERM");
+            stopped(Signal::Term);
             continue;
         }
-        match sys::pidfd_send_signal(pin.fd.as_fd(), libc::SIGKILL) {
+        match pin.signal(Signal::Kill) {
             Ok(()) => killed.push(*pin),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => stopped("SIGTERM"),
-            Err(e) => refuse(pin.pid, &format!("SIGKILL failed: {e}")),
+            Err(SignalError::Gone) => stopped(Signal::Term),
+            Err(SignalError::Failed(e)) => refuse(pin.pid, &format!("SIGKILL failed: {e}")),
         }
     }
-    let fds: Vec<_> = killed.iter().map(|p| p.fd.as_fd()).collect();
-    let gone = sys::wait_exited(&fds, Duration::from_millis(200));
+    let gone = Pinned::wait_exited(&killed, Duration::from_millis(200));
     for (pin, gone) in killed.iter().zip(gone) {
         if gone {
             sink.push(|r| {
                 r.stopped.push(Stopped {
                     pid: pin.pid,
-                    signal: "SIGKILL",
+                    signal: Signal::Kill.name(),
                 })
             });
         } else {

@@ -2,6 +2,7 @@
 //! and reports MCP server processes that dead sessions left running. See ARCHITECTURE.md.
 
 pub mod arena;
+pub mod argv;
 pub mod cli;
 pub mod config;
 pub mod deadline;
@@ -10,12 +11,11 @@ pub mod glob;
 pub mod input;
 pub mod kill;
 pub mod orphans;
+pub mod os;
 pub mod process_table;
-pub mod procfs;
 pub mod reaper;
 pub mod registry;
 pub mod report;
 pub mod run;
 pub mod sanitize;
 pub mod settings;
-pub mod sys;

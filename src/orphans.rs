@@ -3,22 +3,22 @@
 //! A process of ours is an orphan when it matches (a command-line rule, or Claude Code's
 //! environment markers), is not an owner itself, has no owner anywhere above it, and its
 //! session, if it names one, is not live in Claude Code's registry. The scan reads as little
-//! as it can: one listing of `/proc`, the owner of each entry before anything of it, one read
+//! as it can: one listing of the process table, the owner of each entry before anything of it, one read
 //! of each of our processes' command line and environment, and `stat` only along the
 //! ancestor chains of matches.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::argv;
 use crate::config::MatchRule;
 use crate::defaults;
 use crate::glob;
-use crate::kill::{Pinned, Pins};
+use crate::kill::Pins;
+use crate::os::Pinned;
 use crate::process_table::{Ancestry, ProcessTable};
-use crate::procfs::{self, ReadError};
 use crate::registry::Registry;
 use crate::report::{OrphanProc, Sink};
-use crate::sys;
 
 /// What the scan needs besides the process table.
 pub struct Scan<'a> {
@@ -40,12 +40,12 @@ pub struct Scan<'a> {
 
 /// Scans the process table; every orphan found goes to `sink` as soon as it is known, so a
 /// run cut short by its deadline still reports it. With `Scan::pins` (for `--kill`), in the
-/// system's `/proc`, each orphan reported is pinned (`kill::Pinned`): its pidfd is opened
-/// first, then its files are read again, then it is found still running, so what was
-/// judged is the process `--kill` may signal. Returns those pins.
+/// system's table, each orphan reported is pinned (`os::Pinned`): the pin is taken first,
+/// then its facts are read again, then it is found still running, so what was judged is
+/// the process `--kill` may signal. Returns those pins.
 pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     let mut pins = Pins::new();
-    let pids = match table.fs.pids() {
+    let pids = match table.source.pids() {
         Ok(p) => p,
         Err(e) => {
             sink.warn(format!("cannot list processes: {e}"));
@@ -58,12 +58,11 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     } else {
         BTreeSet::new()
     };
-    let clock = AgeClock::now();
     // Our own ancestors cost a `stat` each, so they are looked up only once a match needs it.
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     let mut line = Vec::with_capacity(4096);
     // Only --kill needs pins (a pidfd each, kept to the end, and a second read).
-    let mut pinning = scan.pins > 0 && table.fs.is_real();
+    let mut pinning = scan.pins > 0 && table.source.is_system();
     let mut matcher = Matcher {
         rules: scan.rules,
         // A rule the matcher refuses (too long to match in linear time) is said, not dropped
@@ -112,7 +111,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
                 Ok(pin) => Some(pin),
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
                 Err(e) => {
-                    // Out of file descriptors, or no pidfds (a kernel before 5.3): the rest is
+                    // Out of file descriptors, or no pins here (Linux before 5.3): the rest is
                     // reported, never signalled, and no more descriptors are spent on it.
                     pinning = false;
                     sink.warn(format!(
@@ -135,8 +134,12 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
             Some(_) => table.reread(pid),
             None => table.stat(pid),
         };
+        // Unknown (a start time that may not be read) is not orphan.
         let Ok(stat) = stat else { continue };
-        if stat.is_zombie() || table.is_owner(pid) != Ok(false) {
+        let Some(started) = stat.started else {
+            continue;
+        };
+        if stat.zombie || table.is_owner(pid) != Ok(false) {
             continue;
         }
         if pin.as_ref().is_some_and(|p| !p.still_running()) {
@@ -158,12 +161,12 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         let orphan = OrphanProc {
             pid,
             ppid: stat.ppid,
-            starttime: stat.starttime,
+            starttime: started.id,
             comm: String::from_utf8_lossy(&stat.comm).into_owned(),
             cmdline: String::from_utf8_lossy(&line).into_owned(),
             matched_by,
-            rss_bytes: stat.rss_pages * clock.page_size,
-            age_secs: clock.age_secs(stat.starttime),
+            rss_bytes: stat.rss_bytes,
+            age_secs: started.age as u64,
             session_id: markers.session_id,
             project_dir: markers.project_dir,
         };
@@ -196,14 +199,14 @@ impl Matcher<'_> {
         table: &mut ProcessTable,
         pid: i32,
         line: &mut Vec<u8>,
-    ) -> Option<(String, procfs::ClaudeMarkers)> {
+    ) -> Option<(String, argv::ClaudeMarkers)> {
         // Another user's process is skipped before anything of it is read.
-        if table.fs.uid(pid) != Ok(self.uid) {
+        if table.source.uid(pid) != Ok(self.uid) {
             return None;
         }
-        match table.fs.read(pid, "cmdline") {
+        match table.source.argv(pid) {
             // Kernel threads and zombies have no command line.
-            Ok(c) if !c.is_empty() => procfs::join_cmdline_into(c, line),
+            Ok(c) if !c.is_empty() => argv::join_cmdline_into(c, line),
             _ => return None,
         };
         // The built-in rules first; the user's only while their time lasts.
@@ -221,11 +224,11 @@ impl Matcher<'_> {
                 }
             }
         }
-        let markers = match table.fs.read(pid, "environ") {
-            Ok(env) if named.is_some() || procfs::has_entry(env, b"CLAUDECODE=1") => {
-                procfs::parse_environ(env)
+        let markers = match table.source.environ(pid) {
+            Ok(env) if named.is_some() || argv::has_entry(env, b"CLAUDECODE=1") => {
+                argv::parse_environ(env)
             }
-            _ if named.is_some() => procfs::ClaudeMarkers::default(),
+            _ if named.is_some() => argv::ClaudeMarkers::default(),
             _ => return None,
         };
         let matched_by = match named {
@@ -237,39 +240,17 @@ impl Matcher<'_> {
     }
 }
 
-/// The children of kthreadd, read in one go: on a typical machine most of `/proc` is kernel
-/// threads, and this spares a read for each. Only trusted when PID 2 really is kthreadd (in
-/// a PID namespace it is an ordinary process).
+/// The children of kthreadd, read in one go: on a typical Linux machine most of the table
+/// is kernel threads, and this spares a read for each. Only trusted when PID 2 really is
+/// kthreadd (in a PID namespace, or on macOS, it is an ordinary process).
 fn kernel_threads(table: &mut ProcessTable) -> BTreeSet<i32> {
     match table.stat(2) {
         Ok(s) if s.ppid == 0 && s.comm == b"kthreadd" => {}
         _ => return BTreeSet::new(),
     }
-    match table.fs.read(2, "task/2/children") {
-        Ok(list) => list
-            .split(|&b| b == b' ' || b == b'\n')
-            .filter_map(procfs::parse_pid)
-            .collect(),
-        Err(ReadError::Gone | ReadError::Denied) => BTreeSet::new(),
-    }
-}
-
-struct AgeClock {
-    now: f64,
-    ticks: f64,
-    page_size: u64,
-}
-
-impl AgeClock {
-    fn now() -> AgeClock {
-        AgeClock {
-            now: sys::boottime_secs(),
-            ticks: sys::clock_ticks() as f64,
-            page_size: sys::page_size(),
-        }
-    }
-
-    fn age_secs(&self, starttime: u64) -> u64 {
-        (self.now - starttime as f64 / self.ticks).max(0.0) as u64
-    }
+    table
+        .source
+        .children(2)
+        .map(BTreeSet::from_iter)
+        .unwrap_or_default()
 }

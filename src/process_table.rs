@@ -1,11 +1,12 @@
-//! What the program knows about processes: a lazy, cached view of `/proc` that reads a
-//! process's `stat` only when a decision needs it, and the owner test (is this a Claude Code
-//! process?) with the ancestor walk built on it.
+//! What the program knows about processes: a lazy, cached view of the OS's process table
+//! (`os::ProcessSource`) that reads a process's facts only when a decision needs them, and
+//! the owner test (is this a Claude Code process?) with the ancestor walk built on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::argv::split_args;
 use crate::defaults;
-use crate::procfs::{ProcFs, ReadError, Stat, split_args};
+use crate::os::{ProcInfo, ProcessSource, ReadError};
 
 /// The names of processes that own sessions: `claude` and `claude.exe` unless `--owner`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,11 +34,11 @@ impl OwnerSet {
         self.names.iter().any(|n| n.as_bytes() == name)
     }
 
-    /// comm is the first 15 bytes of the executable's (or symlink's) name.
-    pub fn is_owner_comm(&self, comm: &[u8]) -> bool {
+    /// comm is the first `comm_len` bytes of the executable's (or symlink's) name.
+    pub fn is_owner_comm(&self, comm: &[u8], comm_len: usize) -> bool {
         self.names.iter().any(|n| {
             let n = n.as_bytes();
-            comm == &n[..n.len().min(15)]
+            comm == &n[..n.len().min(comm_len)]
         })
     }
 
@@ -74,52 +75,27 @@ pub enum Ancestry {
 
 /// A cached view of the process table.
 pub struct ProcessTable {
-    pub fs: ProcFs,
+    pub source: Box<dyn ProcessSource>,
     owners: OwnerSet,
-    stats: BTreeMap<i32, Result<Stat, ReadError>>,
+    stats: BTreeMap<i32, Result<ProcInfo, ReadError>>,
     owner_of: BTreeMap<i32, bool>,
     /// What `ancestry` found for each process a completed walk passed: a chain of N
     /// matches is walked once, not N times.
     above: BTreeMap<i32, Ancestry>,
     /// Parent links followed by every walk of this table (for the tests of its cost).
     hops: u64,
-    /// The PIDs processes have in PID namespaces below ours, read once when first asked.
-    nested_pids: Option<BTreeSet<i32>>,
 }
 
 impl ProcessTable {
-    pub fn new(fs: ProcFs, owners: OwnerSet) -> ProcessTable {
+    pub fn new(source: Box<dyn ProcessSource>, owners: OwnerSet) -> ProcessTable {
         ProcessTable {
-            fs,
+            source,
             owners,
             stats: BTreeMap::new(),
             owner_of: BTreeMap::new(),
             above: BTreeMap::new(),
             hops: 0,
-            nested_pids: None,
         }
-    }
-
-    /// Whether some process has `pid` as its PID in a PID namespace below ours (the later
-    /// entries of `NSpid:` in its status). The reaper asks only about PIDs that no process
-    /// here has. The first call looks at every process's namespace (one `readlink`), and
-    /// reads the status only of those in another namespace, or whose namespace it may not
-    /// see (another user's): on a machine without containers, one readlink per process.
-    pub fn held_in_another_namespace(&mut self, pid: i32) -> bool {
-        if self.nested_pids.is_none() {
-            let ours = self.fs.pid_namespace(None);
-            let mut nested = BTreeSet::new();
-            for p in self.fs.pids().unwrap_or_default() {
-                if ours.is_some() && self.fs.pid_namespace(Some(p)) == ours {
-                    continue;
-                }
-                if let Ok(status) = self.fs.read(p, "status") {
-                    nested.extend(crate::procfs::nspids(status).into_iter().skip(1));
-                }
-            }
-            self.nested_pids = Some(nested);
-        }
-        self.nested_pids.as_ref().is_some_and(|n| n.contains(&pid))
     }
 
     /// How many parent links the ancestor walks have followed so far: with the memo, at
@@ -128,21 +104,21 @@ impl ProcessTable {
         self.hops
     }
 
-    /// Forgets what was read of `pid` and reads its `stat` again: for a process just
+    /// Forgets what was read of `pid` and reads its facts again: for a process just
     /// pinned, whose earlier reads may have been of a previous holder of its PID.
-    pub fn reread(&mut self, pid: i32) -> Result<Stat, ReadError> {
+    pub fn reread(&mut self, pid: i32) -> Result<ProcInfo, ReadError> {
         self.stats.remove(&pid);
         self.owner_of.remove(&pid);
         self.above.remove(&pid);
         self.stat(pid)
     }
 
-    /// `/proc/<pid>/stat`, read once per run.
-    pub fn stat(&mut self, pid: i32) -> Result<Stat, ReadError> {
+    /// The process's facts, read once per run.
+    pub fn stat(&mut self, pid: i32) -> Result<ProcInfo, ReadError> {
         if let Some(s) = self.stats.get(&pid) {
             return s.clone();
         }
-        let s = self.fs.stat(pid);
+        let s = self.source.info(pid);
         self.stats.insert(pid, s.clone());
         s
     }
@@ -154,10 +130,11 @@ impl ProcessTable {
             return Ok(o);
         }
         let stat = self.stat(pid)?;
-        let owner = self.owners.is_owner_comm(&stat.comm)
+        let comm_len = self.source.platform().comm_len;
+        let owner = self.owners.is_owner_comm(&stat.comm, comm_len)
             || self
-                .fs
-                .read(pid, "cmdline")
+                .source
+                .argv(pid)
                 .ok()
                 .and_then(|c| {
                     split_args(c)
@@ -166,7 +143,7 @@ impl ProcessTable {
                 })
                 .unwrap_or(false)
             || self
-                .fs
+                .source
                 .exe(pid)
                 .is_some_and(|exe| self.owners.is_owner_path(&exe));
         self.owner_of.insert(pid, owner);
@@ -198,9 +175,10 @@ impl ProcessTable {
             };
             let parent = stat.ppid;
             if parent <= 0 {
-                // PID 1 and kthreadd have parent 0; anything else with parent 0 was started
-                // from outside our PID namespace, by something we cannot see.
-                break if current == 1 || current == 2 {
+                // The tops of the tree (init and kthreadd, launchd) have parent 0; anything
+                // else with parent 0 was started from outside our PID namespace, by
+                // something we cannot see.
+                break if self.source.platform().roots.contains(&current) {
                     Ancestry::NoOwner
                 } else {
                     Ancestry::Unknown
@@ -250,8 +228,8 @@ mod tests {
     #[test]
     fn owner_names_and_paths() {
         let o = OwnerSet::default();
-        assert!(o.is_owner_comm(b"claude"));
-        assert!(!o.is_owner_comm(b"claude-helper"));
+        assert!(o.is_owner_comm(b"claude", 15));
+        assert!(!o.is_owner_comm(b"claude-helper", 15));
         assert!(o.is_owner_path(b"/usr/local/bin/claude"));
         assert!(o.is_owner_path(b"claude"));
         assert!(o.is_owner_path(b"/home/u/.local/share/claude/versions/2.1.197"));
@@ -264,6 +242,7 @@ mod tests {
         assert!(!o.is_owner_path(b"/x/claude/versions/"));
         assert!(!o.is_owner_path(b"/x/claude/versions/.."));
         let long = OwnerSet::new(vec!["a-very-long-owner-name".into()]);
-        assert!(long.is_owner_comm(b"a-very-long-own"));
+        assert!(long.is_owner_comm(b"a-very-long-own", 15));
+        assert!(!long.is_owner_comm(b"a-very-long-own", 16));
     }
 }

@@ -12,9 +12,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::config::{RuleDir, StateRule};
 use crate::defaults;
+use crate::os::sys::{self, Probe, Rename};
 use crate::process_table::ProcessTable;
 use crate::report::{FileEntry, KeepReason, Sink, StaleReason};
-use crate::sys::{self, Probe};
 
 /// What is known about the live process holding a file's PID.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,7 +56,6 @@ pub fn reap(
     dry_run: bool,
     sink: &Sink,
 ) {
-    let clock = Clock::now();
     for rule in rules {
         let dir_path = match (&rule.dir, project) {
             (RuleDir::InProject(_), None) => continue,
@@ -70,15 +69,7 @@ pub fn reap(
                 continue;
             }
         };
-        reap_dir(
-            rule,
-            dir.as_fd(),
-            dir_path.as_str(),
-            table,
-            dry_run,
-            &clock,
-            sink,
-        );
+        reap_dir(rule, dir.as_fd(), dir_path.as_str(), table, dry_run, sink);
     }
 }
 
@@ -168,7 +159,6 @@ fn reap_dir(
     dir_path: &str,
     table: &mut ProcessTable,
     dry_run: bool,
-    clock: &Clock,
     sink: &Sink,
 ) {
     let names = match sys::list_dir(dir, |n| {
@@ -206,17 +196,21 @@ fn reap_dir(
             continue;
         }
         let mtime = st.st_mtime as f64 + st.st_mtime_nsec as f64 / 1e9;
-        let probe = table.fs.probe(pid);
+        let probe = table.source.probe(pid);
         let holder = match probe {
             Probe::Dead => None,
-            Probe::Alive => table.stat(pid).ok().map(|s| Holder {
-                zombie: s.is_zombie(),
-                owner: table.is_owner(pid).unwrap_or(false),
-                started_at: clock.started_at(s.starttime),
-            }),
+            // A holder whose start may not be read (macOS: another user's) is not inspected.
+            Probe::Alive => match table.stat(pid) {
+                Ok(s) => s.started.map(|started| Holder {
+                    zombie: s.zombie,
+                    owner: table.is_owner(pid).unwrap_or(false),
+                    started_at: started.at,
+                }),
+                Err(_) => None,
+            },
         };
         // Only for a file that already looks dead: it costs a read of every process.
-        let elsewhere = probe == Probe::Dead && table.held_in_another_namespace(pid);
+        let elsewhere = probe == Probe::Dead && table.source.held_in_nested_namespace(pid);
         match judge(probe, holder, mtime, elsewhere) {
             Ok(keep) => sink.push(|r| r.kept.push(entry(dir_path, &name, pid, keep))),
             Err(stale) => {
@@ -257,8 +251,10 @@ fn remove_judged(
     };
     // The aside name is this process's own: where the file system cannot promise
     // "no replace" (EINVAL), a plain rename is as good.
-    let set_aside = match sys::rename_in(dir, name, &aside, libc::RENAME_NOREPLACE) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => sys::rename_in(dir, name, &aside, 0),
+    let set_aside = match sys::rename_in(dir, name, &aside, Rename::NoReplace) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            sys::rename_in(dir, name, &aside, Rename::Replace)
+        }
         r => r,
     };
     match set_aside {
@@ -297,7 +293,7 @@ fn remove_judged(
 /// (`EEXIST`): with `RENAME_NOREPLACE`, or where the file system lacks it (`EINVAL`, NFS),
 /// a hard link under the name, then the aside name removed.
 fn put_back(dir: BorrowedFd, aside: &CStr, name: &CStr) -> std::io::Result<()> {
-    match sys::rename_in(dir, aside, name, libc::RENAME_NOREPLACE) {
+    match sys::rename_in(dir, aside, name, Rename::NoReplace) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             sys::link_in(dir, aside, name)?;
             sys::unlink_at(dir, aside)
@@ -313,7 +309,7 @@ fn put_back_if_orphaned(
     dir: BorrowedFd,
     aside: &CStr,
     dir_path: &str,
-    table: &ProcessTable,
+    table: &mut ProcessTable,
     sink: &Sink,
 ) {
     let Some(rest) = aside.to_bytes().strip_prefix(ASIDE_PREFIX.as_bytes()) else {
@@ -323,12 +319,13 @@ fn put_back_if_orphaned(
         return;
     };
     let (owner, name) = (&rest[..dot], &rest[dot + 1..]);
-    let Some(owner) = crate::procfs::parse_pid(owner) else {
+    let Some(owner) = crate::os::procfs::parse_pid(owner) else {
         return;
     };
     // Only this rule's names, and only if the run that set it aside is gone (a process of
     // ours with the same PID, in another container, is gone too).
-    if rule.pid_of(name).is_none() || (owner != sys::pid() && table.fs.probe(owner) != Probe::Dead)
+    if rule.pid_of(name).is_none()
+        || (owner != sys::pid() && table.source.probe(owner) != Probe::Dead)
     {
         return;
     }
@@ -340,25 +337,6 @@ fn put_back_if_orphaned(
             "{dir_path}/{} was set aside by an earlier run and cannot be put back: {e}",
             aside.to_string_lossy()
         )),
-    }
-}
-
-/// Turns `/proc/<pid>/stat` start times (ticks after boot) into wall-clock seconds.
-struct Clock {
-    boot_at: f64,
-    ticks: f64,
-}
-
-impl Clock {
-    fn now() -> Clock {
-        Clock {
-            boot_at: sys::realtime_secs() - sys::boottime_secs(),
-            ticks: sys::clock_ticks() as f64,
-        }
-    }
-
-    fn started_at(&self, starttime: u64) -> f64 {
-        self.boot_at + starttime as f64 / self.ticks
     }
 }
 

@@ -1,7 +1,11 @@
 //! Claude Code's registry of live sessions: `${CLAUDE_CONFIG_DIR:-~/.claude}/sessions/<pid>.json`
-//! holds `{"pid", "sessionId", "procStart", ...}`. A session is live when its PID exists
-//! and that process's start time still equals `procStart`. Entries are left behind by a
-//! killed session, so the start time check is what makes an entry trustworthy.
+//! holds `{"pid", "sessionId", "procStart", "pidDomain", ...}`. A session is live when its
+//! PID exists and that process's start time still equals `procStart`. Entries are left
+//! behind by a killed session, so the start time check is what makes an entry trustworthy.
+//!
+//! `procStart` is Linux's `stat` field 22 (clock ticks after boot) as a string, or, with
+//! `"pidDomain": "darwin"`, `ps -o lstart` text in local time to the second
+//! (`"Mon Oct  5 09:12:34 2026"`), compared with the process's start rendered the same way.
 //!
 //! Read only when a candidate orphan names a session, and then once.
 
@@ -11,14 +15,62 @@ use camino::Utf8PathBuf;
 use serde_json::Value;
 
 use crate::defaults;
+use crate::os::sys::{self, LocalTime};
+use crate::os::{Platform, Started};
 use crate::process_table::ProcessTable;
-use crate::sys;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub pid: i32,
     pub session_id: String,
-    pub proc_start: u64,
+    pub proc_start: ProcStart,
+}
+
+/// When the session's process started, as Claude Code wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcStart {
+    /// Clock ticks after boot (Linux).
+    Ticks(u64),
+    /// `ps -o lstart` text, local time (macOS, `"pidDomain": "darwin"`).
+    LocalTime(String),
+}
+
+impl ProcStart {
+    /// Whether a process that started at `started` is the one the entry names. `local`
+    /// renders a wall-clock second in local time. Ticks mean nothing on a platform whose
+    /// start identity is not in ticks: such an entry cannot be checked, and is taken as live
+    /// (unknown is never orphan).
+    pub fn matches(
+        &self,
+        started: &Started,
+        platform: &Platform,
+        local: impl Fn(i64) -> Option<LocalTime>,
+    ) -> bool {
+        match self {
+            ProcStart::Ticks(t) => !platform.start_in_ticks || *t == started.id,
+            ProcStart::LocalTime(text) => {
+                local(started.at.floor() as i64).is_some_and(|tm| lstart(&tm) == *text)
+            }
+        }
+    }
+}
+
+/// `ps -o lstart`'s form: `Mon Oct  5 09:12:34 2026` (the day padded to two).
+pub fn lstart(tm: &LocalTime) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        DAYS.get(tm.weekday as usize).unwrap_or(&"???"),
+        MONTHS.get(tm.month as usize).unwrap_or(&"???"),
+        tm.day,
+        tm.hour,
+        tm.minute,
+        tm.second,
+        tm.year
+    )
 }
 
 pub struct Registry {
@@ -39,15 +91,30 @@ impl Registry {
         }
     }
 
+    /// The registry in `dir` (a `sessions` folder).
+    pub fn at(dir: Utf8PathBuf) -> Registry {
+        Registry {
+            dir: Some(dir),
+            entries: None,
+        }
+    }
+
     /// Is `session_id` a live session?
     pub fn is_live(&mut self, session_id: &str, table: &mut ProcessTable) -> bool {
         let dir = self.dir.clone();
         let entries = self
             .entries
             .get_or_insert_with(|| dir.map(|d| load(&d)).unwrap_or_default());
-        entries.iter().filter(|e| e.session_id == session_id).any(
-            |e| matches!(table.stat(e.pid), Ok(s) if s.starttime == e.proc_start && !s.is_zombie()),
-        )
+        let platform = table.source.platform();
+        entries
+            .iter()
+            .filter(|e| e.session_id == session_id)
+            .any(|e| match table.stat(e.pid) {
+                Ok(s) if !s.zombie => s.started.is_none_or(|started| {
+                    e.proc_start.matches(&started, platform, sys::local_time)
+                }),
+                _ => false,
+            })
     }
 }
 
@@ -76,16 +143,19 @@ fn load(dir: &camino::Utf8Path) -> Vec<Entry> {
         .collect()
 }
 
-/// One registry file; `procStart` is a string in the files seen so far, a number is accepted too.
+/// One registry file; `procStart` is a string in the files seen so far, a number is accepted
+/// too. With `"pidDomain": "darwin"` it is lstart text.
 pub fn parse_entry(bytes: &[u8]) -> Option<Entry> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
     let pid = i32::try_from(v.get("pid")?.as_i64()?)
         .ok()
         .filter(|p| *p > 0)?;
     let session_id = v.get("sessionId")?.as_str()?.to_string();
+    let darwin = v.get("pidDomain").and_then(Value::as_str) == Some("darwin");
     let proc_start = match v.get("procStart")? {
-        Value::String(s) => s.parse().ok()?,
-        Value::Number(n) => n.as_u64()?,
+        Value::String(s) if darwin && !s.trim().is_empty() => ProcStart::LocalTime(s.clone()),
+        Value::String(s) => ProcStart::Ticks(s.parse().ok()?),
+        Value::Number(n) => ProcStart::Ticks(n.as_u64()?),
         _ => return None,
     };
     Some(Entry {
@@ -107,7 +177,7 @@ mod tests {
             Some(Entry {
                 pid: 123,
                 session_id: "s-1".into(),
-                proc_start: 4567
+                proc_start: ProcStart::Ticks(4567)
             })
         );
         assert!(parse_entry(br#"{"pid":123,"sessionId":"s","procStart":7}"#).is_some());

@@ -23,13 +23,13 @@ use crate::defaults;
 use crate::input::{self, HookInput};
 use crate::kill;
 use crate::orphans;
+use crate::os;
+use crate::os::sys;
 use crate::process_table::{OwnerSet, ProcessTable};
-use crate::procfs::ProcFs;
 use crate::reaper;
 use crate::registry::Registry;
 use crate::report::{Report, Sink, group};
 use crate::sanitize::sanitize;
-use crate::sys;
 
 /// The program: parse the flags, run, print. Returns the exit status.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
@@ -314,15 +314,18 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
             label: g.clone(),
             glob: g.clone(),
         }));
-    let fs = match ProcFs::open(&opts.proc_root) {
-        Ok(fs) => fs,
-        Err(e) => {
-            sink.warn(format!("cannot open {}: {e}", opts.proc_root));
-            return;
-        }
-    };
+    // Without the process table the reaper still runs on `kill(pid, 0)`, as the seed's did.
+    let source = os::open(&opts.proc_root).unwrap_or_else(|e| {
+        sink.warn(format!(
+            "cannot open the process table {}: {e}",
+            opts.proc_root
+        ));
+        Box::new(os::ProbeOnly {
+            platform: os::PLATFORM,
+        })
+    });
     let owners = opts.owners.clone().map(OwnerSet::new).unwrap_or_default();
-    let mut table = ProcessTable::new(fs, owners);
+    let mut table = ProcessTable::new(source, owners);
     crate::deadline::checkpoint();
     reaper::reap(&config.state_rules, project, &mut table, opts.dry_run, sink);
 
@@ -360,7 +363,15 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
             let grace = defaults::KILL_GRACE
                 .min(left / 2)
                 .max(Duration::from_millis(1));
-            kill::stop(&groups, &pins, &table.fs, uid, &exclude, grace, sink);
+            kill::stop(
+                &groups,
+                &pins,
+                table.source.as_mut(),
+                uid,
+                &exclude,
+                grace,
+                sink,
+            );
         }
     }
 }

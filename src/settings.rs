@@ -25,7 +25,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{self, Command, ExitCode};
-use crate::sys;
+use crate::os::sys::{self, Rename};
 
 /// The event the hook is registered for.
 pub const EVENT: &str = "SessionStart";
@@ -887,7 +887,7 @@ fn save_backup(
     )
     .map_err(fail)?;
     let placed = if existing.is_some() {
-        sys::rename_in(dir, &names.backup_tmp, &names.backup, 0)
+        sys::rename_in(dir, &names.backup_tmp, &names.backup, Rename::Replace)
     } else {
         put_new(dir, &names.backup_tmp, &names.backup)
     };
@@ -976,7 +976,7 @@ fn keep_identity(file: &File, st: &libc::stat) -> Result<(), String> {
             )
         })?;
     }
-    file.set_permissions(std::fs::Permissions::from_mode(st.st_mode & 0o7777))
+    file.set_permissions(std::fs::Permissions::from_mode(sys::permission_bits(st)))
         .map_err(|e| format!("cannot give the new version the original's mode ({e})"))
 }
 
@@ -1004,7 +1004,7 @@ fn replace_checked(
         return Ok(Outcome::Conflict);
     }
     at(Step::Replacing);
-    match sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE) {
+    match sys::rename_in(dir, &names.tmp, &names.file, Rename::Exchange) {
         // The temporary name now holds what was replaced: the file that was read, unless
         // another program renamed its version in (or wrote the file in place) since the last
         // look. Then that version goes back at once, to be edited again.
@@ -1015,18 +1015,20 @@ fn replace_checked(
                 discard();
                 return Ok(Outcome::Done);
             }
-            let back = sys::rename_in(dir, &names.tmp, &names.file, libc::RENAME_EXCHANGE);
+            let back = sys::rename_in(dir, &names.tmp, &names.file, Rename::Exchange);
             discard();
             back.map_err(|e| format!("cannot write {shown}: {e}"))?;
             Ok(Outcome::Conflict)
         }
-        Err(e) if unsupported(&e) => match sys::rename_in(dir, &names.tmp, &names.file, 0) {
-            Ok(()) => Ok(Outcome::Done),
-            Err(e) => {
-                discard();
-                Err(format!("cannot write {shown}: {e}; it was left unchanged"))
+        Err(e) if unsupported(&e) => {
+            match sys::rename_in(dir, &names.tmp, &names.file, Rename::Replace) {
+                Ok(()) => Ok(Outcome::Done),
+                Err(e) => {
+                    discard();
+                    Err(format!("cannot write {shown}: {e}; it was left unchanged"))
+                }
             }
-        },
+        }
         Err(e) => {
             discard();
             Err(format!("cannot write {shown}: {e}; it was left unchanged"))
@@ -1080,7 +1082,7 @@ fn has_bytes(file: &File, expected: &[u8]) -> bool {
 
 /// Gives the file `from` the name `to` only if nothing has that name, atomically.
 fn put_new(dir: BorrowedFd, from: &CStr, to: &CStr) -> std::io::Result<()> {
-    match sys::rename_in(dir, from, to, libc::RENAME_NOREPLACE) {
+    match sys::rename_in(dir, from, to, Rename::NoReplace) {
         Err(e) if unsupported(&e) => {
             sys::link_in(dir, from, to)?;
             sys::unlink_at(dir, from)

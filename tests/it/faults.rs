@@ -893,8 +893,8 @@ fn a_broken_stderr_does_not_cost_the_report() {
 /// group. Counted in parent links, not timed.
 #[test]
 fn a_chain_of_matches_is_walked_once() {
+    use startup_hygiene::os::ProcFs;
     use startup_hygiene::process_table::{OwnerSet, ProcessTable};
-    use startup_hygiene::procfs::ProcFs;
 
     const N: i32 = 4000;
     let env = TestEnv::new();
@@ -905,7 +905,7 @@ fn a_chain_of_matches_is_walked_once() {
         tree.process(pid, if i == 0 { 1 } else { pid - 1 }, "node", MATCH);
     }
     let mut table = ProcessTable::new(
-        ProcFs::open(&tree.utf8()).unwrap(),
+        Box::new(ProcFs::open(&tree.utf8()).unwrap()),
         OwnerSet::new(vec![env.owner.clone()]),
     );
     let (found, _) = scan_by_rule(&mut table, "fault", "*fault-marker*", 0);
@@ -1000,7 +1000,7 @@ fn an_owner_known_only_by_its_versioned_path_owns_its_servers() {
 /// The age in the report is the time since the process started, by the boot clock.
 #[test]
 fn an_orphans_age_is_the_time_since_it_started() {
-    use startup_hygiene::sys;
+    use startup_hygiene::os::sys;
     let env = TestEnv::new();
     let tree = ProcTree::new(&env);
     tree.process(1, 0, "init", "/sbin/init\0");

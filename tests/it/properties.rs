@@ -14,19 +14,20 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use startup_hygiene::argv;
 use startup_hygiene::cli::{self, Command};
 use startup_hygiene::config::{self, Env, Origin, RuleDir, StateRule};
 use startup_hygiene::defaults;
 use startup_hygiene::glob;
 use startup_hygiene::input::{self, HookInput};
-use startup_hygiene::procfs::{self, Stat};
+use startup_hygiene::os::procfs::{self, Stat};
+use startup_hygiene::os::sys::{self, Probe};
 use startup_hygiene::reaper::{Holder, judge};
 use startup_hygiene::registry;
 use startup_hygiene::report::{
     FileEntry, Format, KeepReason, NotStopped, OrphanProc, Report, StaleReason, Stopped,
 };
 use startup_hygiene::sanitize::{quote, sanitize};
-use startup_hygiene::sys::{self, Probe};
 
 use crate::faults::{ProcTree, in_process_options, run_in_process};
 use crate::support::*;
@@ -584,14 +585,14 @@ fn command_lines_split_and_join_byte_for_byte() {
         if args.last().is_some_and(|a| !a.is_empty()) && rng.chance(3) {
             encoded.pop();
         }
-        let split = procfs::split_args(&encoded);
+        let split = argv::split_args(&encoded);
         if args == [Vec::<u8>::new()] {
             // One empty argument reads as none: there is no argv[0] to match either way.
             assert!(split.is_empty(), "case {case}");
         } else {
             assert_eq!(split, args, "case {case}");
         }
-        let joined = procfs::joined_cmdline(&encoded);
+        let joined = argv::joined_cmdline(&encoded);
         assert_eq!(
             joined,
             String::from_utf8_lossy(&args.join(&b' ')),
@@ -607,7 +608,7 @@ fn command_lines_split_and_join_byte_for_byte() {
             .iter()
             .map(|&b| if b == 0 { b' ' } else { b })
             .collect();
-        let joined = procfs::joined_cmdline(&raw);
+        let joined = argv::joined_cmdline(&raw);
         assert_eq!(joined, String::from_utf8_lossy(&want), "case {case}");
         assert!(!joined.contains('\0'));
     }
@@ -619,7 +620,7 @@ fn environment_markers_are_exact_entries() {
     for case in 0..n {
         let mut rng = Rng::new(0xE0 + case as u64);
         let mut entries: Vec<Vec<u8>> = Vec::new();
-        let mut want = procfs::ClaudeMarkers::default();
+        let mut want = argv::ClaudeMarkers::default();
         for _ in 0..rng.upto(10) {
             let value = {
                 let mut v = rng.bytes(10);
@@ -672,7 +673,7 @@ fn environment_markers_are_exact_entries() {
             environ.push(0);
         }
         assert_eq!(
-            procfs::parse_environ(&environ),
+            argv::parse_environ(&environ),
             want,
             "case {case}: {:?}",
             String::from_utf8_lossy(&environ)
@@ -1295,7 +1296,8 @@ fn registry_entries_need_every_field_in_range() {
         let want_start = match &start {
             Value::String(s) => s.parse::<u64>().ok(),
             v => v.as_u64(),
-        };
+        }
+        .map(registry::ProcStart::Ticks);
         let complete = obj.len() == 3;
         match got {
             Some(e) => {

@@ -143,7 +143,7 @@ fn zombie_is_stale() {
 /// taken the wrong way, would put it outside.
 #[test]
 fn a_holder_started_within_the_slack_of_the_write_keeps_its_file() {
-    use startup_hygiene::sys;
+    use startup_hygiene::os::sys;
     let env = TestEnv::new();
     let mut procs = Procs::new();
     let holder = procs.server("some-tool", &[], &[]);

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use startup_hygiene::kill;
+use startup_hygiene::os::ProcFs;
 use startup_hygiene::process_table::{OwnerSet, ProcessTable};
-use startup_hygiene::procfs::ProcFs;
 use startup_hygiene::report::Sink;
 use startup_hygiene::report::{Format, OrphanGroup, OrphanProc, Report};
 use startup_hygiene::sanitize::quote;
@@ -257,7 +257,7 @@ fn hostile_process_text_is_escaped_quoted_and_capped() {
             let mut environ = b"CLAUDE_PROJECT_DIR=".to_vec();
             environ.extend_from_slice(rng.nasty_string(200).as_bytes());
             tree.raw(pid, "environ", &environ);
-            cmdlines.push(startup_hygiene::procfs::joined_cmdline(cmd.as_bytes()));
+            cmdlines.push(startup_hygiene::argv::joined_cmdline(cmd.as_bytes()));
         }
         let mut opts = in_process_options(&env, &tree);
         opts.matches = vec!["*hostile-marker*".into()];
@@ -346,20 +346,24 @@ fn stop(groups: &[OrphanGroup], exclude: &[i32]) -> Report {
         .iter()
         .flat_map(OrphanGroup::pids)
         .filter(|&pid| pid > 0)
-        .filter_map(|pid| kill::Pinned::open(pid).ok().map(|p| (pid, p)))
+        .filter_map(|pid| {
+            startup_hygiene::os::Pinned::open(pid)
+                .ok()
+                .map(|p| (pid, p))
+        })
         .collect();
     stop_pinned(groups, &pins, exclude)
 }
 
 fn stop_pinned(groups: &[OrphanGroup], pins: &kill::Pins, exclude: &[i32]) -> Report {
-    let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
+    let mut fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
     let sink = Sink::new(Report::default());
     let exclude: BTreeSet<i32> = exclude.iter().copied().collect();
     kill::stop(
         groups,
         pins,
-        &fs,
-        startup_hygiene::sys::uid(),
+        &mut fs,
+        startup_hygiene::os::sys::uid(),
         &exclude,
         Duration::from_millis(500),
         &sink,
@@ -402,7 +406,7 @@ fn kill_refuses_a_process_the_scan_did_not_pin() {
 fn kill_through_a_pin_never_reaches_the_next_holder_of_the_pid() {
     let mut procs = Procs::new();
     let pid = procs.server("pinned", &[], &[]);
-    let pin = kill::Pinned::open(pid).unwrap();
+    let pin = startup_hygiene::os::Pinned::open(pid).unwrap();
     procs.kill(pid);
     assert!(!pin.still_running());
     let pins = kill::Pins::from([(pid, pin)]);
@@ -438,7 +442,7 @@ fn kill_refuses_the_hooks_ancestors() {
     // And the exclude set the run builds holds every ancestor up to PID 1.
     let me = std::process::id() as i32;
     let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
-    let mut table = ProcessTable::new(fs, OwnerSet::default());
+    let mut table = ProcessTable::new(Box::new(fs), OwnerSet::default());
     let chain = table.self_and_ancestors(me);
     let mut want = vec![me];
     while let Some(p) = ppid(*want.last().unwrap()).filter(|&p| p > 0) {
@@ -501,14 +505,14 @@ fn kill_refuses_a_process_table_that_is_not_the_systems() {
     let tree = ProcTree::new(&env);
     let mut procs = Procs::new();
     let pid = procs.server("fixture", &[], &[]);
-    let fs = ProcFs::open(&tree.utf8()).unwrap();
+    let mut fs = ProcFs::open(&tree.utf8()).unwrap();
     let sink = Sink::new(Report::default());
-    let pins = kill::Pins::from([(pid, kill::Pinned::open(pid).unwrap())]);
+    let pins = kill::Pins::from([(pid, startup_hygiene::os::Pinned::open(pid).unwrap())]);
     kill::stop(
         &[orphan(pid, starttime(pid))],
         &pins,
-        &fs,
-        startup_hygiene::sys::uid(),
+        &mut fs,
+        startup_hygiene::os::sys::uid(),
         &BTreeSet::new(),
         Duration::from_millis(100),
         &sink,
@@ -516,7 +520,7 @@ fn kill_refuses_a_process_table_that_is_not_the_systems() {
     let r = sink.snapshot();
     assert_eq!(
         refusal(&r, pid).as_deref(),
-        Some("the process table read was not the system's /proc")
+        Some("the process table read was not the system's")
     );
     assert!(is_alive(pid));
 }
@@ -646,7 +650,7 @@ fn pid_reuse_inside_a_namespace() {
             std::thread::sleep(Duration::from_micros(50));
         }
         let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
-        let mut table = ProcessTable::new(fs, OwnerSet::new(vec![unique("owner")]));
+        let mut table = ProcessTable::new(Box::new(fs), OwnerSet::new(vec![unique("owner")]));
         let (judged, pins) = scan_by_rule(&mut table, "reuse", "*pin-reuse-marker*", 1);
         assert_eq!(judged.iter().map(|o| o.pid).collect::<Vec<_>>(), [pid]);
         assert!(pins.contains_key(&pid), "the scan did not pin {pid}");
@@ -765,7 +769,7 @@ fn pinned_facts_inside_a_namespace() {
     let mut procs = Procs::new();
     let (owner, old) = procs.owner_with_server(&owner_name, "old-holder", &[], &[]);
     let fs = ProcFs::open(camino::Utf8Path::new("/proc")).unwrap();
-    let mut table = ProcessTable::new(fs, OwnerSet::new(vec![owner_name]));
+    let mut table = ProcessTable::new(Box::new(fs), OwnerSet::new(vec![owner_name]));
     let old_stat = table.stat(old).unwrap();
     assert_eq!(table.ancestry(old), Ancestry::Owned(owner));
     // The owner first: its server becomes our child (we are PID 1 here), ours to reap.
@@ -794,10 +798,11 @@ fn pinned_facts_inside_a_namespace() {
     );
     assert!(pins.contains_key(&new));
     assert_eq!(found[0].starttime, starttime(new));
-    assert_ne!(found[0].starttime, old_stat.starttime);
+    assert_ne!(Some(found[0].starttime), old_stat.started.map(|s| s.id));
     assert_eq!(found[0].ppid, 1);
     println!(
-        "pinned facts: start time {} (the old holder's was {})",
-        found[0].starttime, old_stat.starttime
+        "pinned facts: start time {} (the old holder's was {:?})",
+        found[0].starttime,
+        old_stat.started.map(|s| s.id)
     );
 }

@@ -776,7 +776,7 @@ pub fn scan_by_rule(
             builtin_rules: 0,
             pins: usize::MAX,
             user_rules_until: None,
-            uid: startup_hygiene::sys::uid(),
+            uid: startup_hygiene::os::sys::uid(),
             me,
             registry: &mut Registry::from_env(),
         },
@@ -935,6 +935,6 @@ pub fn without_rename_flags(cmd: &mut Command) {
 pub fn starttime(pid: i32) -> u64 {
     std::fs::read(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|b| startup_hygiene::procfs::parse_stat(&b))
+        .and_then(|b| startup_hygiene::os::procfs::parse_stat(&b))
         .map_or(0, |s| s.starttime)
 }

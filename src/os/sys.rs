@@ -1,14 +1,22 @@
-//! Thin, safe wrappers over the few Linux system calls the program needs.
+//! Thin, safe wrappers over the POSIX calls the program needs, and (re-exported from the
+//! platform's module) the few that differ per OS: directory listing, renames with flags,
+//! non-waiting pipe reads, the deadline's timers.
 //!
-//! This is the only module with `unsafe`. Everything here returns `io::Result` or a plain
-//! value and never panics; callers decide what an error means.
+//! Everything here returns `io::Result` or a plain value and never panics; callers decide
+//! what an error means.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub use super::Probe;
+pub use super::imp::{arm_deadline_timers, deadline_fired, for_each_name, rename_in};
+#[cfg(target_os = "linux")]
+pub use super::imp::{boottime_secs, clock_ticks};
+use super::imp::{read_pipe_nowait, reopen_nonblocking_imp};
+
+pub(super) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -102,49 +110,6 @@ pub fn list_dir(dir: BorrowedFd, mut keep: impl FnMut(&[u8]) -> bool) -> io::Res
     Ok(names)
 }
 
-/// Calls `f` with each name in a directory but `.` and `..`: `getdents64` straight into a
-/// buffer, since `fdopendir` would cost a dup, an fstat and three fcntls per listing, and a
-/// name is allocated only if `f` keeps it. Reads from the handle's current offset, so each
-/// handle is listed once.
-pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
-    // Not zero-filled: only what the kernel writes is read, and untouched pages stay unmapped.
-    let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
-    loop {
-        // SAFETY: the kernel writes at most `capacity` bytes of dirent64 records into the
-        // spare capacity; only the `n` bytes it reports are then exposed by `set_len`.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.capacity(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel initialised these `n` bytes.
-        unsafe { buf.set_len(n as usize) };
-        if n == 0 {
-            return Ok(());
-        }
-        let mut at = 0usize;
-        while at + 19 < n as usize {
-            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
-            if reclen == 0 || at + reclen > n as usize {
-                break;
-            }
-            let name = &buf[at + 19..at + reclen];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if name != b"." && name != b".." {
-                f(name);
-            }
-            at += reclen;
-        }
-    }
-}
-
 /// Raises this process's soft limit of open files to its hard limit (`--kill` keeps a pidfd
 /// per orphan, and a machine may have more orphans than the usual 1,024). Returns the
 /// limit now in force.
@@ -231,15 +196,6 @@ pub fn readlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// What `kill(pid, 0)` says about a PID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// No process has this PID (`ESRCH`).
-    Dead,
-    /// Some process has it (success, or `EPERM`: it exists but is someone else's).
-    Alive,
-}
-
 /// Probes a PID. Never called with a PID ≤ 0, which would address process groups.
 pub fn probe(pid: i32) -> Probe {
     if pid <= 0 {
@@ -255,37 +211,9 @@ pub fn probe(pid: i32) -> Probe {
     }
 }
 
-pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; returns a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh fd from the kernel.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
-    // SAFETY: plain syscall on a pidfd we hold.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Waits until every pidfd reports its process gone, or `timeout` passes. Returns, for each
-/// fd, whether its process is gone.
-pub fn wait_exited(pidfds: &[BorrowedFd], timeout: Duration) -> Vec<bool> {
+/// Waits until every fd is readable, or `timeout` passes; for each fd, whether it is. (A
+/// pidfd or a kqueue of a pin turns readable when its process exits.)
+pub fn wait_all_readable(pidfds: &[BorrowedFd], timeout: Duration) -> Vec<bool> {
     let mut gone = vec![false; pidfds.len()];
     let end = std::time::Instant::now() + timeout;
     loop {
@@ -343,12 +271,22 @@ pub fn wait_readable(fd: BorrowedFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
-/// The file `fd` refers to, opened again through `/proc/self/fd`, non-blocking: a new
-/// open file description, so the flag changes nothing for the processes that share `fd`'s.
-/// (For a pipe where `RWF_NOWAIT` is not supported.)
+/// The file `fd` refers to, opened again as a new, non-blocking open file description
+/// (Linux: through `/proc/self/fd`), so the flag changes nothing for the processes that
+/// share `fd`'s; `Unsupported` where no such reopening exists (macOS).
 pub fn reopen_nonblocking(fd: BorrowedFd) -> io::Result<OwnedFd> {
-    let path = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
-    open_read_at(None, &path, true)
+    reopen_nonblocking_imp(fd)
+}
+
+/// How `rename_in` treats an existing `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rename {
+    /// Replace it (plain `renameat`).
+    Replace,
+    /// Fail with `EEXIST`.
+    NoReplace,
+    /// Swap the two atomically.
+    Exchange,
 }
 
 /// What `fd` is, from `fstat`: `None` for a character device (a terminal, `/dev/null`),
@@ -362,17 +300,12 @@ pub fn fd_kind(fd: BorrowedFd) -> Option<FdKind> {
     }
 }
 
-/// Seconds since boot, counting suspend: the clock `/proc/<pid>/stat` starttime uses.
-pub fn boottime_secs() -> f64 {
-    clock_secs(libc::CLOCK_BOOTTIME)
-}
-
 /// Seconds since the Unix epoch.
 pub fn realtime_secs() -> f64 {
     clock_secs(libc::CLOCK_REALTIME)
 }
 
-fn clock_secs(clock: libc::clockid_t) -> f64 {
+pub(super) fn clock_secs(clock: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -380,13 +313,6 @@ fn clock_secs(clock: libc::clockid_t) -> f64 {
     // SAFETY: `ts` is a valid out-pointer; these clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
-}
-
-/// Clock ticks per second for `/proc/<pid>/stat` times (glibc answers from the aux vector).
-pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
 }
 
 pub fn page_size() -> u64 {
@@ -423,61 +349,6 @@ pub fn on_signal(signal: i32, handler: extern "C" fn(libc::c_int)) -> io::Result
     cvt(unsafe { libc::sigaction(signal, &act, std::ptr::null_mut()) }).map(drop)
 }
 
-/// A one-shot kernel timer on the monotonic clock that sends `signal` to this process:
-/// it needs no thread, so it works where no thread can start (a user at the process
-/// limit). Returns the timer's id for `rearm_timer`.
-pub fn signal_timer(signal: i32, after: Duration) -> io::Result<i32> {
-    // SAFETY: a zeroed sigevent is valid; the public fields are set below.
-    let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
-    ev.sigev_notify = libc::SIGEV_SIGNAL;
-    ev.sigev_signo = signal;
-    let mut id: libc::c_int = 0;
-    // SAFETY: the kernel reads `ev` and writes the timer id (an int in the kernel's ABI).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_timer_create,
-            libc::CLOCK_MONOTONIC,
-            &mut ev as *mut libc::sigevent,
-            &mut id as *mut libc::c_int,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    rearm_timer(id, after)?;
-    Ok(id)
-}
-
-/// Sets timer `id` to fire once, `after` from now, or disarms it for a zero `after`
-/// (async-signal-safe).
-pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
-    let spec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: after.subsec_nanos() as libc::c_long,
-        },
-    };
-    // SAFETY: the kernel reads `spec`; the old value is not wanted.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_timer_settime,
-            id,
-            0,
-            &spec as *const libc::itimerspec,
-            std::ptr::null_mut::<libc::itimerspec>(),
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// The effective user ID: whose permissions the process acts with.
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.
@@ -500,24 +371,6 @@ pub fn create_new_at(dir: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Re
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Renames `from` to `to`, both in `dir`. `flags` 0 replaces `to` (plain `renameat`);
-/// `libc::RENAME_NOREPLACE` fails with `EEXIST` if `to` exists; `libc::RENAME_EXCHANGE`
-/// swaps the two atomically. File systems without a flag answer `EINVAL`.
-pub fn rename_in(dir: BorrowedFd, from: &CStr, to: &CStr, flags: libc::c_uint) -> io::Result<()> {
-    let d = dir.as_raw_fd();
-    if flags == 0 {
-        // SAFETY: valid C strings and a directory fd.
-        return cvt(unsafe { libc::renameat(d, from.as_ptr(), d, to.as_ptr()) }).map(drop);
-    }
-    // SAFETY: as above; renameat2 has no libc wrapper on every libc, so the raw syscall.
-    let r = unsafe { libc::syscall(libc::SYS_renameat2, d, from.as_ptr(), d, to.as_ptr(), flags) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// What kind of file an fd is, for reading it without blocking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdKind {
@@ -529,8 +382,10 @@ pub enum FdKind {
 
 /// One read of at most `max_len - buf.len()` bytes appended to `buf`, which never waits:
 /// `WouldBlock` when nothing is there (even when another reader took the data `poll`
-/// announced). Sockets use `MSG_DONTWAIT` and pipes `RWF_NOWAIT`, both per call, so the
-/// file description shared with the writer and with other processes keeps its flags.
+/// announced). Sockets use `MSG_DONTWAIT` per call, so the file description shared with
+/// the writer and with other processes keeps its flags; pipes, the platform's way
+/// (Linux: `RWF_NOWAIT`; macOS: no more than `FIONREAD` says is there). `Unsupported` when
+/// the pipe cannot be read so: then read `reopen_nonblocking`'s description instead.
 pub fn read_nowait(
     fd: BorrowedFd,
     kind: FdKind,
@@ -549,20 +404,7 @@ pub fn read_nowait(
         FdKind::Socket => unsafe {
             libc::recv(fd.as_raw_fd(), spare.cast(), room, libc::MSG_DONTWAIT)
         },
-        FdKind::Pipe => {
-            let iov = libc::iovec {
-                iov_base: spare.cast(),
-                iov_len: room,
-            };
-            // SAFETY: one iovec over the spare capacity; offset -1 is "the current one".
-            let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
-            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP) {
-                // A kernel without RWF_NOWAIT for pipes: the caller reads a description of
-                // its own instead (`reopen_nonblocking`).
-                return Err(io::Error::from(io::ErrorKind::Unsupported));
-            }
-            n
-        }
+        FdKind::Pipe => read_pipe_nowait(fd, spare.cast(), room)?,
         // SAFETY: as above.
         FdKind::Other => unsafe { libc::read(fd.as_raw_fd(), spare.cast(), room) },
     };
@@ -592,58 +434,43 @@ pub fn flock(fd: BorrowedFd, op: libc::c_int) -> io::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::fd::AsFd;
+/// A wall-clock second broken down in local time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    /// 0 = January.
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// 0 = Sunday.
+    pub weekday: u32,
+}
 
-    /// The promise itself: with nothing to read and the writer still there (as when another
-    /// reader took what `poll` announced), a read of a pipe or a socket returns at once.
-    /// (A read that waits would hang here: it is bounded by the channel's time-out.)
-    #[test]
-    fn reads_of_an_empty_pipe_or_socket_do_not_wait() {
-        for kind in [FdKind::Pipe, FdKind::Socket] {
-            let mut fds = [0; 2];
-            // SAFETY: pipe2 and socketpair write two fds, owned below.
-            let r = unsafe {
-                match kind {
-                    FdKind::Pipe => libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC),
-                    _ => libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()),
-                }
-            };
-            assert_eq!(r, 0);
-            // SAFETY: fresh fds.
-            let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = tx.send(read_nowait(r.as_fd(), kind, &mut buf, 10).map_err(|e| e.kind()));
-            });
-            let got = rx.recv_timeout(Duration::from_secs(5));
-            assert_eq!(got, Ok(Err(io::ErrorKind::WouldBlock)), "{kind:?}");
-            drop(w);
-        }
+/// `secs` since the epoch in local time (`localtime_r`: `TZ`, else the system's zone).
+pub fn local_time(secs: i64) -> Option<LocalTime> {
+    let t = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: a zeroed tm is a valid out-value; localtime_r writes it or returns null.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a time_t and a tm.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return None;
     }
+    let u = |v: libc::c_int| u32::try_from(v).ok();
+    Some(LocalTime {
+        year: tm.tm_year.checked_add(1900)?,
+        month: u(tm.tm_mon)?,
+        day: u(tm.tm_mday)?,
+        hour: u(tm.tm_hour)?,
+        minute: u(tm.tm_min)?,
+        second: u(tm.tm_sec)?,
+        weekday: u(tm.tm_wday)?,
+    })
+}
 
-    /// The fallback for pipes without RWF_NOWAIT: a description of our own that does not
-    /// wait, while the original one still does.
-    #[test]
-    fn a_reopened_pipe_does_not_wait() {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 writes two fds, owned below.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: fresh fds.
-        let (r, _w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let own = reopen_nonblocking(r.as_fd()).unwrap();
-        let mut buf = Vec::new();
-        let e = read_nowait(own.as_fd(), FdKind::Other, &mut buf, 10).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-        // SAFETY: F_GETFL on an fd we hold.
-        let flags = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
-        assert_eq!(
-            flags & libc::O_NONBLOCK,
-            0,
-            "the shared description changed"
-        );
-    }
+/// The permission bits of a `stat` (`st_mode` is 16 bits on macOS, 32 on Linux).
+#[allow(clippy::unnecessary_cast)]
+pub fn permission_bits(st: &libc::stat) -> u32 {
+    st.st_mode as u32 & 0o7777
 }
