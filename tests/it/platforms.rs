@@ -1,0 +1,452 @@
+//! The decisions against the in-memory process table (`os::fixture`) with the facts of
+//! each platform: the same code must reach the same verdicts on Linux's and macOS's
+//! shapes of the same world, and the platform-only facts (launchd as PID 1 with no
+//! kthreadd, a native install named by its version, lstart `procStart`, another user's
+//! arguments denied, a zombie's arguments gone) must not change a verdict into a report.
+//! Runs on every target: this is how the macOS decisions are tested without a Mac.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use startup_hygiene::config::{Config, MatchRule};
+use startup_hygiene::kill::{self, Candidate};
+use startup_hygiene::orphans;
+use startup_hygiene::os::fixture::Fixture;
+use startup_hygiene::os::{ProcessSource, ReadError, sys};
+use startup_hygiene::process_table::{Ancestry, OwnerSet, ProcessTable};
+use startup_hygiene::registry::{self, Registry};
+use startup_hygiene::report::{Format, KeepReason, OrphanProc, Report, Sink, StaleReason, group};
+
+const ME: u32 = 501;
+const OTHER: u32 = 502;
+/// The hook itself, somewhere in the table.
+const HOOK: i32 = 9999;
+
+fn worlds() -> [(&'static str, Fixture); 2] {
+    let mut linux = Fixture::linux(ME);
+    let mut macos = Fixture::macos(ME);
+    for f in [&mut linux, &mut macos] {
+        f.spawn(HOOK, 1, ME, &["startup-hygiene"], &[]);
+    }
+    [("linux", linux), ("macos", macos)]
+}
+
+const SESSION_ENV: &[&str] = &[
+    "CLAUDECODE=1",
+    "CLAUDE_CODE_SESSION_ID=s-1",
+    "HOME=/Users/u",
+];
+
+/// Runs the scan as the user `ME` with one named rule, the built-in ones not included.
+fn scan_in(
+    source: Fixture,
+    rule: &str,
+    registry: &mut Registry,
+) -> (Vec<OrphanProc>, ProcessTable, Report) {
+    let mut table = ProcessTable::new(Box::new(source), OwnerSet::default());
+    let sink = Sink::new(Report::default());
+    let rules = [MatchRule {
+        label: "rule".into(),
+        glob: rule.into(),
+    }];
+    let pins = orphans::scan(
+        &mut table,
+        orphans::Scan {
+            rules: &rules,
+            builtin_rules: 0,
+            pins: 0,
+            user_rules_until: None,
+            uid: ME,
+            me: HOOK,
+            registry,
+        },
+        &sink,
+    );
+    assert!(pins.is_empty(), "a fixture table is never pinned");
+    let report = sink.snapshot();
+    (report.orphans.clone(), table, report)
+}
+
+fn scan(source: Fixture, rule: &str) -> Vec<i32> {
+    let (found, _, _) = scan_in(source, rule, &mut Registry::at(nowhere()));
+    found.iter().map(|o| o.pid).collect()
+}
+
+fn nowhere() -> Utf8PathBuf {
+    Utf8PathBuf::from("/nonexistent/startup-hygiene-registry")
+}
+
+#[test]
+fn a_server_adopted_by_the_top_of_the_tree_is_an_orphan_and_one_under_an_owner_is_not() {
+    for (name, mut f) in worlds() {
+        f.spawn(100, 1, ME, &["node", "/srv/mcp-server.js"], &[]);
+        f.spawn(200, 1, ME, &["claude"], &[]);
+        f.spawn(201, 200, ME, &["node", "/srv/mcp-server.js"], &[]);
+        assert_eq!(scan(f, "*mcp-server*"), [100], "{name}");
+    }
+}
+
+#[test]
+fn environment_markers_find_servers_and_never_tools_or_other_users() {
+    for (name, mut f) in worlds() {
+        f.spawn(100, 1, ME, &["python3", "-m", "srv"], SESSION_ENV);
+        let mut tool = SESSION_ENV.to_vec();
+        tool.push("CLAUDE_CODE_CHILD_SESSION=1");
+        f.spawn(101, 1, ME, &["python3", "-m", "tool"], &tool);
+        f.spawn(102, 1, OTHER, &["python3", "-m", "srv"], SESSION_ENV);
+        assert_eq!(scan(f, "no-such-rule"), [100], "{name}");
+    }
+}
+
+#[test]
+fn a_denied_or_vanished_environment_is_unknown_never_orphan() {
+    for (name, mut f) in worlds() {
+        f.spawn(100, 1, ME, &["python3", "-m", "srv"], SESSION_ENV);
+        f.spawn(101, 1, ME, &["python3", "-m", "srv"], SESSION_ENV);
+        f.get_mut(100).unwrap().environ = Err(ReadError::Denied);
+        f.get_mut(101).unwrap().environ = Err(ReadError::Gone);
+        assert_eq!(scan(f, "no-such-rule"), Vec::<i32>::new(), "{name}");
+    }
+}
+
+#[test]
+fn a_wrapper_chain_under_the_top_of_the_tree_is_one_group() {
+    for (name, mut f) in worlds() {
+        f.spawn(300, 1, ME, &["npm exec @x/mcp-server"], SESSION_ENV);
+        f.spawn(301, 300, ME, &["sh", "-c", "mcp-server"], SESSION_ENV);
+        f.spawn(302, 301, ME, &["node", "/x/mcp-server"], SESSION_ENV);
+        let (found, _, _) = scan_in(f, "no-such-rule", &mut Registry::at(nowhere()));
+        let groups = group(&found);
+        assert_eq!(groups.len(), 1, "{name}");
+        assert_eq!(groups[0].top.pid, 300, "{name}");
+        let mut below: Vec<i32> = groups[0].descendants.iter().map(|d| d.pid).collect();
+        below.sort();
+        assert_eq!(below, [301, 302], "{name}");
+    }
+}
+
+/// A native install runs `~/.local/share/claude/versions/<X.Y.Z>`: comm is the version.
+#[test]
+fn a_native_install_named_by_its_version_owns_its_servers() {
+    for (name, mut f) in worlds() {
+        let path = "/Users/u/.local/share/claude/versions/2.1.332";
+        f.spawn_named(200, 1, ME, b"2.1.332", &[path], &[]);
+        f.spawn(201, 200, ME, &["node", "/srv/mcp-server.js"], SESSION_ENV);
+        // argv[0] rewritten: the executable's path still tells.
+        f.spawn_named(210, 1, ME, b"2.1.332", &["claude-session"], &[]);
+        f.get_mut(210).unwrap().exe = Some(path.as_bytes().to_vec());
+        f.spawn(211, 210, ME, &["node", "/srv/mcp-server.js"], SESSION_ENV);
+        assert_eq!(scan(f, "*mcp-server*"), Vec::<i32>::new(), "{name}");
+    }
+}
+
+#[test]
+fn comm_is_cut_to_the_platform_length() {
+    for (name, mut f) in worlds() {
+        f.spawn(200, 1, ME, &["/opt/a-very-long-owner-name"], &[]);
+        let comm = f.info(200).unwrap().comm;
+        assert_eq!(comm, b"a-very-long-own", "{name}");
+        let mut table = ProcessTable::new(
+            Box::new(f),
+            OwnerSet::new(vec!["a-very-long-owner-name".into()]),
+        );
+        assert_eq!(table.is_owner(200), Ok(true), "{name}");
+    }
+}
+
+#[test]
+fn only_the_platform_roots_end_a_walk_with_no_owner() {
+    for (name, mut f) in worlds() {
+        // Parent 0 but not a root: started from outside what we see.
+        f.spawn(50, 0, ME, &["node", "/srv/mcp-server.js"], &[]);
+        f.spawn(100, 1, ME, &["node", "/srv/mcp-server.js"], &[]);
+        // PID 2 is kthreadd on Linux only; on macOS a PID 2 with parent 0 is unknown.
+        f.spawn(400, 2, ME, &["node", "/srv/mcp-server.js"], &[]);
+        if name == "macos" {
+            f.spawn(2, 0, 0, &["/usr/libexec/kthreadd-lookalike"], &[]);
+        }
+        let mut table = ProcessTable::new(Box::new(f), OwnerSet::default());
+        assert_eq!(table.ancestry(50), Ancestry::Unknown, "{name}");
+        assert_eq!(table.ancestry(100), Ancestry::NoOwner, "{name}");
+        let want = if name == "linux" {
+            Ancestry::NoOwner
+        } else {
+            Ancestry::Unknown
+        };
+        assert_eq!(table.ancestry(400), want, "{name}");
+    }
+}
+
+#[test]
+fn zombies_are_never_reported_whatever_their_arguments_read() {
+    for (name, mut f) in worlds() {
+        f.spawn(100, 1, ME, &["node", "/srv/mcp-server.js"], SESSION_ENV);
+        f.zombify(100);
+        let gone = name == "macos";
+        assert_eq!(f.argv(100).is_err(), gone, "{name}");
+        assert_eq!(scan(f, "*mcp-server*"), Vec::<i32>::new(), "{name}");
+    }
+}
+
+#[test]
+fn another_users_facts_follow_the_platform() {
+    let [(_, mut linux), (_, mut macos)] = worlds();
+    for f in [&mut linux, &mut macos] {
+        f.spawn(100, 1, OTHER, &["node", "srv"], SESSION_ENV);
+    }
+    assert!(linux.argv(100).is_ok());
+    assert_eq!(linux.environ(100), Err(ReadError::Denied));
+    assert!(linux.info(100).unwrap().started.is_some());
+    assert_eq!(macos.argv(100), Err(ReadError::Denied));
+    assert_eq!(macos.environ(100), Err(ReadError::Denied));
+    assert_eq!(macos.info(100).unwrap().started, None);
+    assert_eq!(macos.info(1).unwrap().ppid, 0);
+    assert_eq!(macos.info(1).unwrap().comm, b"launchd");
+    assert!(macos.info(2).is_err(), "no kthreadd on macOS");
+}
+
+/// A session's servers are kept while its registry entry names a live process started when
+/// the entry says: ticks on Linux, `ps -o lstart` text in local time on macOS.
+#[test]
+fn the_registry_keeps_a_live_sessions_servers_in_each_platforms_form() {
+    for (name, mut f) in worlds() {
+        f.spawn(700, 1, ME, &["python3", "-m", "srv"], SESSION_ENV);
+        // The session's claude has exited; its registry entry names PID 600.
+        f.spawn(600, 1, ME, &["some-other-program"], &[]);
+        let started = f.info(600).unwrap().started.unwrap();
+        let dir = temp_dir(&format!("registry-{name}"));
+        let right = if name == "linux" {
+            format!(
+                r#"{{"pid":600,"sessionId":"s-1","procStart":"{}"}}"#,
+                started.id
+            )
+        } else {
+            let tm = sys::local_time(started.at.floor() as i64).unwrap();
+            let text = registry::lstart(&tm);
+            format!(r#"{{"pid":600,"sessionId":"s-1","procStart":"{text}","pidDomain":"darwin"}}"#)
+        };
+        std::fs::write(dir.join("600.json"), &right).unwrap();
+        let (found, _, _) = scan_in(f.clone(), "no-such-rule", &mut Registry::at(dir.clone()));
+        assert!(found.is_empty(), "{name}: live by {right}");
+        // The same entry with a start a second off: a reused PID, so the session is gone.
+        let wrong = if name == "linux" {
+            format!(
+                r#"{{"pid":600,"sessionId":"s-1","procStart":"{}"}}"#,
+                started.id + 1
+            )
+        } else {
+            let tm = sys::local_time(started.at.floor() as i64 + 1).unwrap();
+            format!(
+                r#"{{"pid":600,"sessionId":"s-1","procStart":"{}","pidDomain":"darwin"}}"#,
+                registry::lstart(&tm)
+            )
+        };
+        std::fs::write(dir.join("600.json"), &wrong).unwrap();
+        let (found, _, _) = scan_in(f, "no-such-rule", &mut Registry::at(dir.clone()));
+        assert_eq!(
+            found.iter().map(|o| o.pid).collect::<Vec<_>>(),
+            [700],
+            "{name}: {wrong}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn lstart_text_is_ps_s_form() {
+    let tm = sys::LocalTime {
+        year: 2026,
+        month: 9,
+        day: 5,
+        hour: 9,
+        minute: 12,
+        second: 34,
+        weekday: 1,
+    };
+    assert_eq!(registry::lstart(&tm), "Mon Oct  5 09:12:34 2026");
+    let e = registry::parse_entry(
+        br#"{"pid":7,"sessionId":"s","procStart":"Mon Oct  5 09:12:34 2026","pidDomain":"darwin"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        e.proc_start,
+        registry::ProcStart::LocalTime("Mon Oct  5 09:12:34 2026".into())
+    );
+    // Linux's tick form is unchanged; ticks cannot be checked on macOS, so such an entry
+    // is taken as live there (unknown is never orphan).
+    let ticks = registry::ProcStart::Ticks(5);
+    let started = startup_hygiene::os::Started {
+        id: 5,
+        at: 0.0,
+        age: 0.0,
+    };
+    let other = startup_hygiene::os::Started { id: 6, ..started };
+    let never = |_| None;
+    assert!(ticks.matches(&started, &startup_hygiene::os::LINUX, never));
+    assert!(!ticks.matches(&other, &startup_hygiene::os::LINUX, never));
+    assert!(ticks.matches(&other, &startup_hygiene::os::MACOS, never));
+}
+
+fn temp_dir(tag: &str) -> Utf8PathBuf {
+    let dir = Utf8PathBuf::from_path_buf(std::env::temp_dir())
+        .unwrap()
+        .join(format!("sh-platforms-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The reaper's verdicts through the table: a dead PID's file goes, a live holder's stays,
+/// a zombie's goes, and a holder whose start may not be read (another user's, on macOS) is
+/// kept.
+#[test]
+fn the_reaper_judges_each_platforms_table_the_same_way() {
+    for (name, mut f) in worlds() {
+        let project = temp_dir(&format!("reaper-{name}"));
+        let state = project.join(".orchestrator-state");
+        std::fs::create_dir(&state).unwrap();
+        f.spawn(800, 1, ME, &["claude"], &[]);
+        f.spawn(801, 1, ME, &["node", "x"], &[]);
+        f.zombify(801);
+        f.spawn(802, 1, OTHER, &["claude"], &[]);
+        for pid in [800, 801, 802, 803] {
+            std::fs::write(state.join(format!("active-session-{pid}")), b"").unwrap();
+        }
+        let mut table = ProcessTable::new(Box::new(f), OwnerSet::default());
+        let sink = Sink::new(Report::default());
+        startup_hygiene::reaper::reap(
+            &Config::builtin().state_rules,
+            Some(&project),
+            &mut table,
+            false,
+            &sink,
+        );
+        let r = sink.snapshot();
+        let mut reaped: Vec<(i32, StaleReason)> =
+            r.reaped.iter().map(|e| (e.pid, e.reason)).collect();
+        reaped.sort_by_key(|e| e.0);
+        assert_eq!(
+            reaped,
+            [(801, StaleReason::Zombie), (803, StaleReason::Dead)],
+            "{name}"
+        );
+        let mut kept: Vec<(i32, KeepReason)> = r.kept.iter().map(|e| (e.pid, e.reason)).collect();
+        kept.sort_by_key(|e| e.0);
+        let other = if name == "linux" {
+            KeepReason::Owner
+        } else {
+            KeepReason::Alive
+        };
+        assert_eq!(kept, [(800, KeepReason::Owner), (802, other)], "{name}");
+        assert!(!state.join("active-session-803").exists());
+        assert!(state.join("active-session-800").exists());
+        std::fs::remove_dir_all(&project).unwrap();
+    }
+}
+
+#[test]
+fn kill_refuses_by_its_rules() {
+    let ok = Candidate {
+        pid: 100,
+        system: true,
+        ancestor: false,
+        pinned: true,
+        uid_now: Ok(ME),
+        running: true,
+    };
+    assert_eq!(kill::refusal(&ok, ME), None);
+    let cases = [
+        (
+            Candidate {
+                system: false,
+                ..ok
+            },
+            "the process table read was not the system's",
+        ),
+        (
+            Candidate { pid: 1, ..ok },
+            "PID 1 and below are never signalled",
+        ),
+        (
+            Candidate { pid: 0, ..ok },
+            "PID 1 and below are never signalled",
+        ),
+        (
+            Candidate { pid: -5, ..ok },
+            "PID 1 and below are never signalled",
+        ),
+        (
+            Candidate {
+                ancestor: true,
+                ..ok
+            },
+            "an ancestor of this hook",
+        ),
+        (
+            Candidate {
+                pinned: false,
+                ..ok
+            },
+            "not pinned by the scan: cannot prove it is the process judged",
+        ),
+        (
+            Candidate {
+                uid_now: Ok(OTHER),
+                ..ok
+            },
+            "belongs to another user",
+        ),
+        (
+            Candidate {
+                uid_now: Err(ReadError::Gone),
+                ..ok
+            },
+            "already exited",
+        ),
+        (
+            Candidate {
+                running: false,
+                ..ok
+            },
+            "already exited",
+        ),
+    ];
+    for (c, want) in cases {
+        assert_eq!(kill::refusal(&c, ME), Some(want), "{c:?}");
+    }
+}
+
+/// What the fixture scan found on each platform, stopped and rendered: nothing is
+/// signalled (the table is not the system's), and the text is sanitized.
+#[test]
+fn kill_and_the_report_over_each_platforms_table() {
+    for (name, mut f) in worlds() {
+        f.spawn(
+            100,
+            1,
+            ME,
+            &["node", "/srv/mcp-server.js", "\u{1b}[31mred"],
+            &[],
+        );
+        let (found, mut table, mut report) =
+            scan_in(f, "*mcp-server*", &mut Registry::at(nowhere()));
+        assert_eq!(found.len(), 1, "{name}");
+        let sink = Sink::new(report.clone());
+        kill::stop(
+            &group(&found),
+            &kill::Pins::new(),
+            table.source.as_mut(),
+            ME,
+            &BTreeSet::new(),
+            Duration::from_millis(1),
+            &sink,
+        );
+        report = sink.snapshot();
+        assert!(report.stopped.is_empty(), "{name}");
+        assert_eq!(report.not_stopped.len(), 1, "{name}");
+        let text = report.render(Format::Text);
+        assert!(text.contains("100"), "{name}: {text}");
+        assert!(!text.contains('\u{1b}'), "{name}: {text}");
+    }
+}
