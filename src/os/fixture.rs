@@ -17,7 +17,8 @@ use super::{LINUX, MACOS, Platform, Probe, ProcInfo, ProcessSource, ReadError, S
 /// One process of the fixture, as the backend of its platform would show it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FixtureProc {
-    pub info: ProcInfo,
+    /// `Err`: its facts may not be read (a garbled `stat`, a denied `proc_pidinfo`).
+    pub info: Result<ProcInfo, ReadError>,
     pub uid: u32,
     pub argv: Result<Vec<u8>, ReadError>,
     pub environ: Result<Vec<u8>, ReadError>,
@@ -113,7 +114,7 @@ impl Fixture {
             }
         };
         let proc = FixtureProc {
-            info,
+            info: Ok(info),
             uid,
             argv: if macos {
                 denied(nul(argv))
@@ -134,8 +135,10 @@ impl Fixture {
     pub fn zombify(&mut self, pid: i32) {
         let macos = self.platform == &MACOS;
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.info.zombie = true;
-            p.info.rss_bytes = 0;
+            if let Ok(info) = &mut p.info {
+                info.zombie = true;
+                info.rss_bytes = 0;
+            }
             if macos {
                 p.argv = Err(ReadError::Gone);
                 p.environ = Err(ReadError::Gone);
@@ -194,7 +197,7 @@ impl ProcessSource for Fixture {
     }
 
     fn info(&mut self, pid: i32) -> Result<ProcInfo, ReadError> {
-        self.get(pid).map(|p| p.info.clone())
+        self.get(pid)?.info.clone()
     }
 
     fn argv(&mut self, pid: i32) -> Result<&[u8], ReadError> {
@@ -222,8 +225,9 @@ impl ProcessSource for Fixture {
         Ok(self
             .procs
             .values()
-            .filter(|p| p.info.ppid == pid && p.info.pid != pid)
-            .map(|p| p.info.pid)
+            .filter_map(|p| p.info.as_ref().ok())
+            .filter(|i| i.ppid == pid && i.pid != pid)
+            .map(|i| i.pid)
             .collect())
     }
 

@@ -450,3 +450,144 @@ fn kill_and_the_report_over_each_platforms_table() {
         assert!(!text.contains('\u{1b}'), "{name}: {text}");
     }
 }
+
+/// A small deterministic generator (xorshift64*), so that a failing world can be rerun.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+/// Random process forests (loops, missing parents, parent 0, unreadable links, owners,
+/// zombies, another user's processes; on Linux kthreadd's children) in each platform's
+/// table: the orphans reported are exactly the matched processes whose whole chain up to a
+/// root of that platform was read and holds no owner, and grouping loses nobody.
+#[test]
+fn orphans_are_exactly_the_unowned_matches_on_each_platform() {
+    let (mut procs_total, mut orphans_total) = (0, 0);
+    for case in 0..300u64 {
+        for (name, _) in worlds() {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (case + 1));
+            let mut f = if name == "linux" {
+                Fixture::linux(ME)
+            } else {
+                Fixture::macos(ME)
+            };
+            let roots: &[i32] = f.platform().roots;
+            let count = 2 + rng.below(40) as usize;
+            let mut pids: Vec<i32> = Vec::new();
+            while pids.len() < count {
+                let p = 3 + rng.below(400) as i32;
+                if p != HOOK && !pids.contains(&p) {
+                    pids.push(p);
+                }
+            }
+            // (ppid, owner, zombie, matched, unreadable, other user)
+            let mut world = std::collections::BTreeMap::new();
+            for (i, &pid) in pids.iter().enumerate() {
+                let ppid = match rng.below(10) {
+                    0 => 0,
+                    1 => pid,
+                    2 => 999_000 + rng.below(10) as i32,
+                    3 => pids[rng.below(pids.len() as u64) as usize],
+                    4..=5 => 1,
+                    6 => 2,
+                    _ if i > 0 => pids[rng.below(i as u64) as usize],
+                    _ => 1,
+                };
+                let p = (
+                    ppid,
+                    rng.chance(6),
+                    rng.chance(12),
+                    rng.chance(2),
+                    rng.chance(15),
+                    rng.chance(15),
+                );
+                world.insert(pid, p);
+                let uid = if p.5 { OTHER } else { ME };
+                let argv: &[&str] = if p.3 {
+                    &["node", "/srv/orphan-marker/server.js"]
+                } else {
+                    &["node", "/srv/other.js"]
+                };
+                if p.1 {
+                    f.spawn(pid, ppid, uid, &["/usr/bin/claude"], &[]);
+                } else {
+                    f.spawn(pid, ppid, uid, argv, &[]);
+                }
+                if p.2 {
+                    f.zombify(pid);
+                }
+                if p.4 {
+                    f.get_mut(pid).unwrap().info = Err(ReadError::Denied);
+                }
+            }
+            let readable = |pid: i32| world.get(&pid).filter(|p| !p.4);
+            let mut want = BTreeSet::new();
+            for (&pid, p) in &world {
+                // A match: not an owner, not a zombie, readable, ours.
+                if !p.3 || p.1 || p.2 || p.4 || p.5 {
+                    continue;
+                }
+                let mut seen = vec![pid];
+                let mut cur = pid;
+                let no_owner = loop {
+                    let parent = match cur {
+                        1 => 0,
+                        2 if name == "linux" => 0,
+                        _ => readable(cur).unwrap().0,
+                    };
+                    if parent <= 0 {
+                        break roots.contains(&cur);
+                    }
+                    if seen.contains(&parent) {
+                        break false;
+                    }
+                    if parent == 1 || (parent == 2 && name == "linux") {
+                        seen.push(parent);
+                        cur = parent;
+                        continue;
+                    }
+                    match readable(parent) {
+                        Some(pp) if pp.1 => break false,
+                        Some(_) => {}
+                        None => break false,
+                    }
+                    seen.push(parent);
+                    cur = parent;
+                };
+                if no_owner {
+                    want.insert(pid);
+                }
+            }
+            let (found, _, _) = scan_in(f, "*orphan-marker*", &mut Registry::at(nowhere()));
+            let got: BTreeSet<i32> = found.iter().map(|o| o.pid).collect();
+            assert_eq!(got, want, "{name} case {case}: {world:?}");
+            let mut grouped: Vec<i32> = group(&found).iter().flat_map(|g| g.pids()).collect();
+            grouped.sort();
+            assert_eq!(
+                grouped,
+                got.iter().copied().collect::<Vec<_>>(),
+                "{name} case {case}"
+            );
+            procs_total += world.len();
+            orphans_total += want.len();
+        }
+    }
+    assert!(
+        orphans_total > 100,
+        "the worlds hold orphans: {orphans_total}"
+    );
+    eprintln!(
+        "property orphan worlds, both platforms: {procs_total} processes, {orphans_total} orphans"
+    );
+}
