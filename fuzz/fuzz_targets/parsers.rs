@@ -14,13 +14,14 @@ use startup_hygiene::config::{self, Env, Origin, RuleDir};
 use startup_hygiene::report::{
     FileEntry, Format, KeepReason, NotStopped, OrphanProc, Report, StaleReason, Stopped,
 };
-use startup_hygiene::{cli, defaults, glob, input, procfs, registry, sanitize};
+use startup_hygiene::os::{procargs, procfs};
+use startup_hygiene::{argv, cli, defaults, glob, input, registry, sanitize};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&route, rest)) = data.split_first() else {
         return;
     };
-    match route % 10 {
+    match route % 11 {
         0 => stat(rest),
         1 => pid(rest),
         2 => cmdline_and_environ(rest),
@@ -36,12 +37,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         8 => report(rest),
-        _ => {
+        9 => {
             let args = rest
                 .split(|&b| b == 0)
                 .map(|a| OsString::from_vec(a.to_vec()));
             let _ = cli::parse(args);
         }
+        _ => procargs_buffer(rest),
     }
 });
 
@@ -62,12 +64,12 @@ fn pid(b: &[u8]) {
 }
 
 fn cmdline_and_environ(b: &[u8]) {
-    let joined = procfs::joined_cmdline(b);
+    let joined = argv::joined_cmdline(b);
     assert!(!joined.contains('\0'));
-    for arg in procfs::split_args(b) {
+    for arg in argv::split_args(b) {
         assert!(!arg.contains(&0));
     }
-    let m = procfs::parse_environ(b);
+    let m = argv::parse_environ(b);
     if m.claudecode {
         assert!(b.split(|&c| c == 0).any(|e| e == b"CLAUDECODE=1"));
     }
@@ -75,6 +77,37 @@ fn cmdline_and_environ(b: &[u8]) {
 
 /// The pattern and the text, split at the first NUL, each cut short so a run stays fast
 /// (the pattern long enough for an automaton of several words).
+/// A `KERN_PROCARGS2` buffer: what parses has the `/proc` shapes the Linux helpers take, and
+/// cutting the buffer at the environment's end, or inside its last entry, keeps argv and
+/// the whole entries only.
+fn procargs_buffer(b: &[u8]) {
+    let Some(p) = procargs::parse(b) else {
+        return;
+    };
+    let at = |s: &[u8]| s.as_ptr().addr() - b.as_ptr().addr();
+    let argc = i32::from_ne_bytes(b[..4].try_into().unwrap());
+    assert!(argc >= 0);
+    assert_eq!(at(p.exec_path), 4);
+    assert!(!p.exec_path.contains(&0));
+    assert!(at(p.argv) > 4 + p.exec_path.len());
+    assert_eq!(p.argv.iter().filter(|&&c| c == 0).count(), argc as usize);
+    assert!(p.argv.is_empty() || p.argv.ends_with(b"\0"));
+    // argv never starts with a NUL (padding is skipped), so the Linux splitter sees argc.
+    assert_eq!(argv::split_args(p.argv).len(), argc as usize);
+    assert!(!argv::joined_cmdline(p.argv).contains('\0'));
+    assert!(at(p.environ) >= at(p.argv) + p.argv.len());
+    assert!(p.environ.is_empty() || p.environ.ends_with(b"\0"));
+    assert!(!p.environ.starts_with(b"\0") && !p.environ.windows(2).any(|w| w == b"\0\0"));
+    let _ = argv::parse_environ(p.environ);
+    let env_end = at(p.environ) + p.environ.len();
+    assert_eq!(procargs::parse(&b[..env_end]), Some(p));
+    if let Some(body) = p.environ.strip_suffix(b"\0") {
+        let kept = body.iter().rposition(|&c| c == 0).map_or(0, |i| i + 1);
+        let cut = procargs::parse(&b[..env_end - 1]).expect("argv is still whole");
+        assert_eq!((cut.argv, cut.environ), (p.argv, &p.environ[..kept]));
+    }
+}
+
 fn glob_matches(b: &[u8]) {
     let (p, t) = match b.iter().position(|&c| c == 0) {
         Some(i) => (&b[..i], &b[i + 1..]),
