@@ -1102,3 +1102,36 @@ fn a_process_that_became_a_zombie_after_its_command_line_is_not_an_orphan() {
     let report = run_in_process(&matching(&env, &tree));
     assert_eq!(orphan_pids(&report), vec![10]);
 }
+
+/// Without a process table (here: a root that cannot be opened) the reaper still runs on
+/// `kill(pid, 0)`, as the seed's did: a dead PID's file goes, a live one's stays, and the
+/// scan says why it found nothing.
+#[test]
+fn the_reaper_runs_when_the_process_table_cannot_be_opened() {
+    let env = TestEnv::new();
+    let tree = ProcTree::new(&env);
+    let dead = env.pid_file(crate::support::dead_pid(), Duration::from_secs(60));
+    let live = env.pid_file(std::process::id() as i32, Duration::from_secs(60));
+    let mut opts = in_process_options(&env, &tree);
+    opts.proc_root = Utf8PathBuf::from_path_buf(env.root.join("no-such-table")).unwrap();
+    let report = run_in_process(&opts);
+    assert!(!dead.exists(), "{report:?}");
+    assert!(live.exists());
+    assert_eq!(report.reaped.len(), 1, "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("cannot open the process table")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("cannot list processes")),
+        "{:?}",
+        report.warnings
+    );
+}
