@@ -320,15 +320,7 @@ impl Pinned {
                 0,
             )
         };
-        if ret == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            Err(SignalError::Gone)
-        } else {
-            Err(SignalError::Failed(e))
-        }
+        SignalError::check(ret)
     }
 
     /// Waits until every pin's process has exited, or `timeout` passes: for each, whether

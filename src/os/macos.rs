@@ -363,15 +363,7 @@ impl Pinned {
             return Err(SignalError::Gone);
         }
         // SAFETY: kill with a positive PID the checks above just tied to the pin.
-        if unsafe { libc::kill(self.pid, signal.number()) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            Err(SignalError::Gone)
-        } else {
-            Err(SignalError::Failed(e))
-        }
+        SignalError::check(unsafe { libc::kill(self.pid, signal.number()) }.into())
     }
 
     /// Waits until every pin's process has exited, or `timeout` passes: for each, whether

@@ -15,8 +15,6 @@
 
 use std::io;
 
-use camino::Utf8Path;
-
 pub mod fixture;
 pub mod procargs;
 pub mod procfs;
@@ -208,7 +206,17 @@ pub enum SignalError {
     Failed(io::Error),
 }
 
-/// The table of this system, or (Linux) a fixture tree at `root`.
-pub fn open_table(root: &Utf8Path) -> io::Result<Box<dyn ProcessSource>> {
-    open(root)
+impl SignalError {
+    /// The outcome of a signalling call that returned `ret` (errno read on failure).
+    fn check(ret: libc::c_long) -> Result<(), SignalError> {
+        if ret == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            Err(SignalError::Gone)
+        } else {
+            Err(SignalError::Failed(e))
+        }
+    }
 }
