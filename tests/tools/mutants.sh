@@ -9,9 +9,9 @@ cd "$(dirname "$0")/../.."
 module=${1:?"usage: $0 reaper|orphans|process_table|registry|kill|config|sanitize|glob [cargo-mutants args]"}
 shift
 case $module in
-reaper) tests="reaper:: security:: faults::" ;;
-orphans | kill | registry) tests="orphans:: registry:: kill:: security:: faults::" ;;
-process_table) tests="process_table:: procfs:: orphans:: reaper:: faults::" ;;
+reaper) tests="reaper:: security:: faults:: platforms::" ;;
+orphans | kill | registry) tests="orphans:: registry:: kill:: security:: faults:: platforms::" ;;
+process_table) tests="process_table:: procfs:: orphans:: reaper:: faults:: platforms::" ;;
 config) tests="config:: properties::config security::" ;;
 sanitize) tests="sanitize:: unicode:: properties::sanitized properties::report_block security::hostile" ;;
 glob) tests="glob:: properties::glob faults::slow_rules" ;;
