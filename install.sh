@@ -1,10 +1,16 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Builds startup-hygiene, installs it, registers it as a Claude Code SessionStart hook and
-# shows its first report. `bash install.sh --help` for the options.
+# shows its first report. `sh install.sh --help` for the options.
 #
 # The settings file is edited by the installed binary itself (`startup-hygiene settings`),
 # which keeps everything else in the file, backs the original up once and writes atomically.
-set -euo pipefail
+#
+# POSIX sh, for Linux and macOS alike: it runs under dash (Debian's sh), bash 3.2 (macOS's
+# sh) and later, and uses only POSIX options of POSIX tools (no arrays, no `local`, no
+# pipefail, no GNU-only flags; tests/it/install.rs runs it under bash and dash and looks for
+# such things). The hook's arguments are kept in "$@", the only list POSIX sh has; the
+# `${1+"$@"}` form expands to nothing when it is empty, also under `set -u` in old shells.
+set -eu
 
 usage() {
     cat <<'EOF'
@@ -12,7 +18,7 @@ install.sh: builds startup-hygiene, installs it to ${PREFIX:-$HOME/.local}/bin a
 it as a SessionStart hook in Claude Code's user settings, then runs it once on the current
 directory (a dry run: nothing is removed or stopped) so you see what it finds.
 
-Usage: bash install.sh [OPTIONS] [-- HOOK_ARGS...]
+Usage: sh install.sh [OPTIONS] [-- HOOK_ARGS...]
 
 Options:
   --project DIR     register in DIR/.claude/settings.json (and run the first report on DIR)
@@ -45,25 +51,25 @@ die() {
     exit 1
 }
 usage_error() {
-    printf 'install.sh: %s\nTry: bash install.sh --help\n' "$*" >&2
+    printf 'install.sh: %s\nTry: sh install.sh --help\n' "$*" >&2
     exit 2
 }
 
 # Only shell builtins until cargo has been looked for: the error for a missing cargo must
 # not depend on other tools.
-here=${BASH_SOURCE[0]}
-case $here in
-    */*) repo=$(cd "${here%/*}" && pwd) ;;
+case $0 in
+    */*) repo=$(CDPATH='' cd -- "${0%/*}" && pwd) ;;
     *) repo=$(pwd) ;;
 esac
 
 project="" settings="" format="" timeout="" binary="" register=1 uninstall=0
-hook_args=()
+# The options are taken off the front of "$@"; what stays are the hook's arguments.
 while [ $# -gt 0 ]; do
     opt=$1
     case $opt in
         --*=*)
-            set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
+            shift
+            set -- "${opt%%=*}" "${opt#*=}" ${1+"$@"}
             continue
             ;;
         --project | --settings | --format | --timeout | --binary)
@@ -85,7 +91,6 @@ while [ $# -gt 0 ]; do
             ;;
         --)
             shift
-            hook_args=("$@")
             break
             ;;
         *) usage_error "unknown option '$opt'" ;;
@@ -96,12 +101,12 @@ done
 [ "$uninstall" = 1 ] && [ "$register" = 0 ] && usage_error "--uninstall and --no-register contradict each other"
 case $format in
     "" | text) ;;
-    hook-json) hook_args=(--format hook-json ${hook_args[@]+"${hook_args[@]}"}) ;;
+    hook-json) set -- --format hook-json ${1+"$@"} ;;
     *) usage_error "--format '$format' is not text or hook-json" ;;
 esac
 if [ -n "$project" ]; then
     [ -d "$project" ] || die "--project $project is not a folder"
-    project=$(cd "$project" && pwd)
+    project=$(CDPATH='' cd -- "$project" && pwd)
 fi
 
 prefix=${PREFIX:-$HOME/.local}
@@ -128,7 +133,6 @@ built_binary() {
         say "$binary"
         return
     fi
-    local cargo
     if command -v cargo >/dev/null 2>&1; then
         cargo=cargo
     elif [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -143,7 +147,8 @@ then open a new shell (or run: . \"\$HOME/.cargo/env\") and run install.sh again
     printf 'install.sh: building startup-hygiene (cargo build --release --locked)\n' >&2
     "$cargo" build --release --locked --manifest-path "$repo/Cargo.toml" >&2 ||
         die "the build failed (see cargo's output above)"
-    local out=${CARGO_TARGET_DIR:-$repo/target}/release/startup-hygiene
+    # Run in $(...), a subshell: cargo and out are not seen outside.
+    out=${CARGO_TARGET_DIR:-$repo/target}/release/startup-hygiene
     [ -x "$out" ] || die "the build did not produce $out"
     say "$out"
 }
@@ -176,15 +181,17 @@ fi
 
 if [ "$register" = 1 ]; then
     "$dest" settings add --file "$settings_file" --program "$dest" ${timeout:+--timeout "$timeout"} \
-        -- ${hook_args[@]+"${hook_args[@]}"} ||
+        -- ${1+"$@"} ||
         die "the hook was not registered; $settings_file was left as it was"
 fi
 
 # The first report: what the hook would say at the next session start, without acting on
-# it now (no --kill, a dry run, as text whatever the registered format).
-first_args=()
+# it now (no --kill, a dry run, as text whatever the registered format). "$@" becomes the
+# hook's arguments without those: each one is taken off the front and, if kept, put back at
+# the end (`for` has read the whole list before the first turn).
 skip=0
-for a in ${hook_args[@]+"${hook_args[@]}"}; do
+for a do
+    shift
     if [ "$skip" = 1 ]; then
         skip=0
         continue
@@ -192,13 +199,13 @@ for a in ${hook_args[@]+"${hook_args[@]}"}; do
     case $a in
         --kill | --format=*) ;;
         --format) skip=1 ;;
-        *) first_args+=("$a") ;;
+        *) set -- ${1+"$@"} "$a" ;;
     esac
 done
 dir=${project:-$(pwd)}
 say ""
 say "First run on $dir (a dry run: nothing is removed or stopped now):"
-report=$("$dest" --project "$dir" ${first_args[@]+"${first_args[@]}"} --dry-run --format text </dev/null)
+report=$("$dest" --project "$dir" ${1+"$@"} --dry-run --format text </dev/null)
 if [ -n "$report" ]; then
     say "$report"
 else

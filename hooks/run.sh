@@ -3,7 +3,7 @@
 # (`cargo build --release --locked`), else a `startup-hygiene` found on PATH. With neither,
 # it shows the user (not the model) how to build it and exits 0: a session start is never
 # disturbed, and nothing is built behind the user's back.
-root=${CLAUDE_PLUGIN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+root=${CLAUDE_PLUGIN_ROOT:-$(CDPATH='' cd -- "$(dirname "$0")/.." && pwd)}
 bin=$root/target/release/startup-hygiene
 if [ -x "$bin" ]; then
     exec "$bin" "$@"
