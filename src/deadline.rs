@@ -7,8 +7,9 @@
 //! report there, in normal context. A run stuck where it never reaches a checkpoint (a
 //! kernel wait that only a fatal signal ends: a hung mount) is ended by the backstop,
 //! `defaults::DEADLINE_BACKSTOP` later: on Linux a second timer sending SIGKILL, never
-//! disarmed; on macOS (no POSIX timers) the one interval timer, re-armed from the handler
-//! with SIGALRM's default action, which ends the process.
+//! disarmed. macOS has no POSIX timers: its one interval timer is that backstop (SIGALRM at
+//! its default action, fatal, so it also ends a wait a handled signal would not), and the
+//! checkpoints compare the clock with the deadline instead of waiting for a signal.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,19 +28,18 @@ pub fn arm(after: Duration, report: impl Fn() + Send + Sync + 'static) -> std::i
     if REPORT.set(Box::new(report)).is_err() {
         return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
     }
-    sys::on_signal(libc::SIGALRM, on_alarm)?;
-    sys::arm_deadline_timers(after, defaults::DEADLINE_BACKSTOP)
+    sys::arm_deadline_timers(after, defaults::DEADLINE_BACKSTOP, on_alarm)
 }
 
 extern "C" fn on_alarm(_: libc::c_int) {
     FIRED.store(true, Ordering::SeqCst);
-    sys::deadline_fired();
 }
 
-/// Where the work may stop for the deadline: one load of a flag unless the timers fired.
+/// Where the work may stop for the deadline: one load of a flag unless the timers fired
+/// (macOS: and of the armed deadline, compared with the clock).
 #[inline]
 pub fn checkpoint() {
-    if FIRED.load(Ordering::Relaxed)
+    if (FIRED.load(Ordering::Relaxed) || sys::deadline_reached())
         && let Some(report) = REPORT.get()
     {
         report();

@@ -441,15 +441,24 @@ pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
     }
 }
 
-/// The deadline's timers: SIGALRM `after`, and SIGKILL `after + backstop`, never disarmed.
-pub fn arm_deadline_timers(after: Duration, backstop: Duration) -> io::Result<()> {
+/// The deadline's timers: SIGALRM `after`, handled by `handler`, and SIGKILL
+/// `after + backstop`, never disarmed.
+pub fn arm_deadline_timers(
+    after: Duration,
+    backstop: Duration,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<()> {
+    sys::on_signal(libc::SIGALRM, handler)?;
     signal_timer(libc::SIGALRM, after)?;
     signal_timer(libc::SIGKILL, after + backstop)?;
     Ok(())
 }
 
-/// Called from the SIGALRM handler: the SIGKILL timer is already running here.
-pub fn deadline_fired() {}
+/// The handler's flag says when the deadline passed here.
+#[inline]
+pub fn deadline_reached() -> bool {
+    false
+}
 
 /// Renames `from` to `to`, both in `dir` (`renameat2`). File systems without a flag
 /// answer `EINVAL`.

@@ -8,8 +8,8 @@ use std::ffi::CStr;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use camino::Utf8Path;
 
@@ -74,8 +74,10 @@ impl LibProc {
     fn procargs(&mut self, pid: i32) -> Result<(), ReadError> {
         self.parsed = None;
         let size = *self.argmax.get_or_insert_with(argmax);
-        self.args.clear();
-        self.args.resize(size, 0);
+        // Zero-filled once; later reads overwrite what they need.
+        if self.args.len() < size {
+            self.args.resize(size, 0);
+        }
         let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
         let mut len = self.args.len();
         // SAFETY: the kernel writes at most `len` bytes into `args` and sets `len`.
@@ -91,17 +93,16 @@ impl LibProc {
         };
         if r != 0 {
             let errno = io::Error::last_os_error().raw_os_error();
-            // psutil's translation: gone when gone; otherwise (EINVAL, EIO, 0: another
-            // user's process, no user stack, a zombie, a failed copy) denied, unless the
-            // PID turns out to be free.
+            // psutil's translation: gone when gone or a zombie; otherwise (EINVAL, EIO, 0:
+            // another user's process, no user stack, a failed copy) denied.
             return Err(match errno {
                 Some(libc::ESRCH) => ReadError::Gone,
                 _ if sys::probe(pid) == Probe::Dead => ReadError::Gone,
+                _ if short_info(pid).is_ok_and(|s| s.pbsi_status == libc::SZOMB) => ReadError::Gone,
                 _ => ReadError::Denied,
             });
         }
-        self.args.truncate(len);
-        let p = procargs::parse(&self.args).ok_or(ReadError::Denied)?;
+        let p = procargs::parse(&self.args[..len.min(size)]).ok_or(ReadError::Denied)?;
         let base = self.args.as_ptr() as usize;
         let range = |s: &[u8]| {
             let at = s.as_ptr() as usize - base;
@@ -130,14 +131,20 @@ fn pidinfo<T>(pid: i32, flavor: libc::c_int, arg: u64) -> Result<T, ReadError> {
     if n == size {
         return Ok(v);
     }
+    if n != 0 {
+        // A short answer sets no errno.
+        return Err(ReadError::Denied);
+    }
     Err(match io::Error::last_os_error().raw_os_error() {
         Some(libc::ESRCH) => ReadError::Gone,
         _ => ReadError::Denied,
     })
 }
 
+/// `arg = 1`: a zombie answers too (with 0 it is `ESRCH`, and a file a zombie holds would be
+/// kept as alive).
 fn short_info(pid: i32) -> Result<libc::proc_bsdshortinfo, ReadError> {
-    pidinfo(pid, libc::PROC_PIDT_SHORTBSDINFO, 0)
+    pidinfo(pid, libc::PROC_PIDT_SHORTBSDINFO, 1)
 }
 
 /// The full info; `arg = 1` makes it answer for a zombie too (else `ESRCH`).
@@ -387,10 +394,18 @@ pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()
         unsafe { libc::close(fd) };
         return Err(e);
     }
+    let mut result = Ok(());
     loop {
+        // readdir says "the end" and "an error" both with NULL; errno tells them apart.
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__error() = 0 };
         // SAFETY: `d` is an open DIR; the entry stays valid until the next readdir.
         let entry = unsafe { libc::readdir(d) };
         if entry.is_null() {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(0) {
+                result = Err(e);
+            }
             break;
         }
         // SAFETY: d_name is NUL-terminated within the entry.
@@ -401,7 +416,7 @@ pub fn for_each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> io::Result<()
     }
     // SAFETY: closes the DIR and its fd.
     unsafe { libc::closedir(d) };
-    Ok(())
+    result
 }
 
 /// Renames `from` to `to`, both in `dir` (`renameatx_np`). A file system without a flag
@@ -434,15 +449,22 @@ pub(super) fn read_pipe_nowait(
     spare: *mut libc::c_void,
     room: usize,
 ) -> io::Result<isize> {
-    let mut avail: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut avail) })?;
+    let available = || -> io::Result<libc::c_int> {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) })?;
+        Ok(n)
+    };
+    let mut avail = available()?;
     if avail <= 0 {
-        return if sys::wait_readable(fd, Duration::ZERO)? {
-            Ok(0)
-        } else {
-            Err(io::Error::from(io::ErrorKind::WouldBlock))
-        };
+        if !sys::wait_readable(fd, Duration::ZERO)? {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        // Readable: the end, unless a writer wrote since the first look.
+        avail = available()?;
+        if avail <= 0 {
+            return Ok(0);
+        }
     }
     let want = room.min(avail as usize);
     // SAFETY: the caller's spare capacity holds `room` ≥ `want` bytes.
@@ -453,36 +475,38 @@ pub(super) fn reopen_nonblocking_imp(_: BorrowedFd) -> io::Result<OwnedFd> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
-static BACKSTOP_MICROS: AtomicU64 = AtomicU64::new(0);
+/// When the deadline passes, for `deadline_reached`; unset unless the timers were armed.
+static DEADLINE_AT: OnceLock<Instant> = OnceLock::new();
 
-fn set_interval_timer(after: Duration) -> io::Result<()> {
+/// The deadline without POSIX timers. The one interval timer is the backstop: it sends
+/// SIGALRM at `after + backstop`, left at its default action, which ends the process and,
+/// unlike a handled signal, also interrupts a wait that only a fatal signal ends (a hung
+/// NFS mount). The deadline itself is a time the checkpoints compare with the clock.
+/// `_handler` is not installed: a handled SIGALRM would never end such a wait.
+pub fn arm_deadline_timers(
+    after: Duration,
+    backstop: Duration,
+    _handler: extern "C" fn(libc::c_int),
+) -> io::Result<()> {
+    let _ = DEADLINE_AT.set(Instant::now() + after);
+    // SAFETY: restores the default action of SIGALRM.
+    unsafe { libc::signal(libc::SIGALRM, libc::SIG_DFL) };
     let t = libc::itimerval {
         it_interval: libc::timeval {
             tv_sec: 0,
             tv_usec: 0,
         },
         it_value: libc::timeval {
-            tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_usec: after.subsec_micros() as libc::suseconds_t,
+            tv_sec: (after + backstop).as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_usec: (after + backstop).subsec_micros() as libc::suseconds_t,
         },
     };
-    // SAFETY: valid pointer; the old value is not wanted. Async-signal-safe.
+    // SAFETY: valid pointer; the old value is not wanted.
     cvt(unsafe { libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut()) }).map(drop)
 }
 
-/// The deadline without POSIX timers: the one interval timer sends SIGALRM `after`; the
-/// handler (`deadline_fired`) restores SIGALRM's default action, which ends the process,
-/// and sets the timer again for `backstop`.
-pub fn arm_deadline_timers(after: Duration, backstop: Duration) -> io::Result<()> {
-    BACKSTOP_MICROS.store(backstop.as_micros() as u64, Ordering::SeqCst);
-    set_interval_timer(after)
-}
-
-/// From the SIGALRM handler: only async-signal-safe calls.
-pub fn deadline_fired() {
-    // SAFETY: signal() and setitimer are async-signal-safe.
-    unsafe { libc::signal(libc::SIGALRM, libc::SIG_DFL) };
-    let _ = set_interval_timer(Duration::from_micros(
-        BACKSTOP_MICROS.load(Ordering::SeqCst),
-    ));
+/// Whether the armed deadline has passed (no timers armed: never).
+#[inline]
+pub fn deadline_reached() -> bool {
+    DEADLINE_AT.get().is_some_and(|at| Instant::now() >= *at)
 }

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 pub use super::Probe;
-pub use super::imp::{arm_deadline_timers, deadline_fired, for_each_name, rename_in};
+pub use super::imp::{arm_deadline_timers, deadline_reached, for_each_name, rename_in};
 #[cfg(target_os = "linux")]
 pub use super::imp::{boottime_secs, clock_ticks};
 use super::imp::{read_pipe_nowait, reopen_nonblocking_imp};
