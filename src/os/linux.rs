@@ -441,6 +441,11 @@ pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
     }
 }
 
+/// The most open files the kernel allows a process beyond its hard limit: none.
+pub(super) fn open_file_ceiling() -> libc::rlim_t {
+    libc::rlim_t::MAX
+}
+
 /// The deadline's timers: SIGALRM `after`, handled by `handler`, and SIGKILL
 /// `after + backstop`, never disarmed.
 pub fn arm_deadline_timers(

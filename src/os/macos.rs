@@ -159,7 +159,15 @@ fn comm_of(raw: &[libc::c_char]) -> Vec<u8> {
 }
 
 fn argmax() -> usize {
-    let mut mib = [libc::CTL_KERN, libc::KERN_ARGMAX];
+    match sysctl_int(libc::KERN_ARGMAX).and_then(|v| usize::try_from(v).ok()) {
+        Some(v) if v > 0 => v.min(16 << 20),
+        _ => 1 << 20,
+    }
+}
+
+/// One `int` of `kern.*`.
+fn sysctl_int(name: libc::c_int) -> Option<libc::c_int> {
+    let mut mib = [libc::CTL_KERN, name];
     let mut v: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>();
     // SAFETY: the kernel writes one int.
@@ -173,10 +181,7 @@ fn argmax() -> usize {
             0,
         )
     };
-    match usize::try_from(v) {
-        Ok(v) if r == 0 && v > 0 => v.min(16 << 20),
-        _ => 1 << 20,
-    }
+    (r == 0).then_some(v)
 }
 
 /// A PID list from one of libproc's calls: sized by a first call with no buffer (`bytes`
@@ -473,6 +478,15 @@ pub(super) fn read_pipe_nowait(
 
 pub(super) fn reopen_nonblocking_imp(_: BorrowedFd) -> io::Result<OwnedFd> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// `kern.maxfilesperproc`: the hard limit is often `RLIM_INFINITY`, which `setrlimit`
+/// refuses before macOS 12 and which the kernel caps at this anyway.
+pub(super) fn open_file_ceiling() -> libc::rlim_t {
+    match sysctl_int(libc::KERN_MAXFILESPERPROC).and_then(|v| libc::rlim_t::try_from(v).ok()) {
+        Some(v) if v > 0 => v,
+        _ => 10_240,
+    }
 }
 
 /// When the deadline passes, for `deadline_reached`; unset unless the timers were armed.

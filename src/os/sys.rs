@@ -14,7 +14,7 @@ pub use super::Probe;
 pub use super::imp::{arm_deadline_timers, deadline_reached, for_each_name, rename_in};
 #[cfg(target_os = "linux")]
 pub use super::imp::{boottime_secs, clock_ticks};
-use super::imp::{read_pipe_nowait, reopen_nonblocking_imp};
+use super::imp::{open_file_ceiling, read_pipe_nowait, reopen_nonblocking_imp};
 
 pub(super) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -123,9 +123,10 @@ pub fn raise_open_file_limit() -> u64 {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 1024;
         }
-        if lim.rlim_cur < lim.rlim_max {
+        let ceiling = lim.rlim_max.min(open_file_ceiling());
+        if lim.rlim_cur < ceiling {
             let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
+                rlim_cur: ceiling,
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
