@@ -28,6 +28,8 @@ const _: () = assert!(size_of::<libc::proc_bsdshortinfo>() == 64);
 const _: () = assert!(size_of::<libc::proc_taskinfo>() == 96);
 const _: () = assert!(size_of::<libc::kevent>() == 32);
 const _: () = assert!(size_of::<libc::timeval>() == 16);
+const _: () = assert!(size_of::<libc::itimerval>() == 32);
+const _: () = assert!(size_of::<libc::dirent>() == 1048);
 
 // `proc_listpids` types, which libc does not define (`sys/proc_info.h`).
 const PROC_PPID_ONLY: u32 = 6;
