@@ -37,7 +37,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     if args.peek().is_some_and(|a| a == "settings") {
         return match crate::settings::parse(args.skip(1)) {
             Ok(req) => {
-                ignore_sigpipe();
+                sys::ignore_sigpipe();
                 crate::settings::main(&req)
             }
             Err(msg) => usage_error(&msg),
@@ -92,7 +92,7 @@ fn usage_error(msg: &str) -> ExitCode {
 /// Writes to stdout; a closed stdout or a broken pipe is not an error for a hook.
 fn print_quietly(text: &str) {
     if !text.is_empty() {
-        ignore_sigpipe();
+        sys::ignore_sigpipe();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
@@ -102,16 +102,9 @@ fn print_quietly(text: &str) {
 /// pipe, and the report on stdout would be lost with it.)
 fn eprint_quietly(text: &str) {
     if !text.is_empty() {
-        ignore_sigpipe();
+        sys::ignore_sigpipe();
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
-}
-
-/// A write to a closed pipe must fail with EPIPE, not kill the hook with SIGPIPE. (main.rs
-/// skips std's runtime set-up, which would otherwise do this at every start.)
-fn ignore_sigpipe() {
-    // SAFETY: setting a signal's disposition to SIG_IGN has no other effect.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// One run, bounded by `opts.deadline`, returning its report: for tests and library use.

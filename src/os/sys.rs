@@ -475,3 +475,10 @@ pub fn local_time(secs: i64) -> Option<LocalTime> {
 pub fn permission_bits(st: &libc::stat) -> u32 {
     st.st_mode as u32 & 0o7777
 }
+
+/// A write to a closed pipe must fail with EPIPE, not kill the hook with SIGPIPE. (main.rs
+/// skips std's runtime set-up, which would otherwise do this at every start.)
+pub fn ignore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no other effect.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
