@@ -2,9 +2,18 @@
 //! (`/proc/<pid>/cmdline` and `environ` on Linux, `KERN_PROCARGS2` split on macOS): what
 //! match rules see, and Claude Code's marks.
 
-/// The arguments of a NUL-separated command line (a missing final NUL is tolerated).
+/// The command line without its trailing NULs: the final argument's, and any padding after
+/// it (`npm exec` pads its command line with dozens; a rewritten process title leaves a run
+/// of them). Trailing NULs are not arguments.
+fn body(cmdline: &[u8]) -> &[u8] {
+    let end = cmdline.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &cmdline[..end]
+}
+
+/// The arguments of a NUL-separated command line (a missing final NUL is tolerated; empty
+/// arguments at the end are padding, not arguments).
 pub fn split_args(cmdline: &[u8]) -> Vec<&[u8]> {
-    let body = cmdline.strip_suffix(b"\0").unwrap_or(cmdline);
+    let body = body(cmdline);
     if body.is_empty() {
         return Vec::new();
     }
@@ -15,8 +24,7 @@ pub fn split_args(cmdline: &[u8]) -> Vec<&[u8]> {
 /// see), reusing `out`'s allocation.
 pub fn join_cmdline_into(cmdline: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let body = cmdline.strip_suffix(b"\0").unwrap_or(cmdline);
-    out.extend(body.iter().map(|&b| if b == 0 { b' ' } else { b }));
+    out.extend(body(cmdline).iter().map(|&b| if b == 0 { b' ' } else { b }));
 }
 
 /// The command line as one string, arguments joined by spaces: what match rules see.
@@ -99,6 +107,18 @@ mod tests {
             "bun /x/dist/server.js"
         );
         assert_eq!(joined_cmdline(b"\xff\0"), "\u{fffd}");
+        // npm exec's padding: 36 NULs after the last argument.
+        let mut npm = b"npm exec stubborn-mcp\0globtest\0".to_vec();
+        npm.extend([0; 36]);
+        assert_eq!(joined_cmdline(&npm), "npm exec stubborn-mcp globtest");
+        let mut line = Vec::new();
+        join_cmdline_into(&npm, &mut line);
+        assert_eq!(line, b"npm exec stubborn-mcp globtest");
+        assert_eq!(
+            split_args(&npm),
+            vec![&b"npm exec stubborn-mcp"[..], b"globtest"]
+        );
+        assert_eq!(split_args(b"a\0\0b\0\0"), vec![&b"a"[..], b"", b"b"]);
     }
 
     #[test]
