@@ -36,6 +36,8 @@ pub struct Options {
     /// `None`: the default owner names.
     pub owners: Option<Vec<String>>,
     pub matches: Vec<String>,
+    /// `--ignore`: never report or stop these command lines.
+    pub ignores: Vec<String>,
     pub kill: bool,
     pub deadline: Duration,
     /// The process table to read: `/proc`, or a fixture tree in tests (no flag sets it).
@@ -51,6 +53,7 @@ impl Default for Options {
             dry_run: false,
             owners: None,
             matches: Vec::new(),
+            ignores: Vec::new(),
             kill: false,
             deadline: defaults::DEADLINE,
             proc_root: Utf8PathBuf::from("/proc"),
@@ -83,6 +86,7 @@ Options:
   --dry-run          report what would be removed; remove nothing
   --owner NAME       process name that owns sessions; repeatable; replaces claude, claude.exe
   --match GLOB       also report orphans whose command line matches GLOB; repeatable
+  --ignore GLOB      never report or stop a process whose command line matches GLOB; repeatable
   --kill             stop the orphans found: SIGTERM, then SIGKILL after 500 ms
   --deadline-ms N    finish within N milliseconds (default 2000)
   -h, --help         print this help
@@ -145,6 +149,9 @@ pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Comm
             }
             "--owner" => owners.push(non_empty("--owner", value("--owner")?)?),
             "--match" => opts.matches.push(non_empty("--match", value("--match")?)?),
+            "--ignore" => opts
+                .ignores
+                .push(non_empty("--ignore", value("--ignore")?)?),
             "--deadline-ms" => {
                 let v = value("--deadline-ms")?;
                 let ms: u64 = v
@@ -197,6 +204,7 @@ mod tests {
             "--owner=b",
             "--match",
             "*x*",
+            "--ignore=*y*",
             "--deadline-ms",
             "50",
             "--kill",
@@ -211,6 +219,7 @@ mod tests {
         assert!(o.dry_run && o.kill);
         assert_eq!(o.owners, Some(vec!["a".to_string(), "b".to_string()]));
         assert_eq!(o.matches, vec!["*x*"]);
+        assert_eq!(o.ignores, vec!["*y*"]);
         assert_eq!(o.deadline, Duration::from_millis(50));
         assert_eq!(run(&[]).unwrap(), Command::Run(Options::default()));
         assert_eq!(run(&["--help"]).unwrap(), Command::Help);

@@ -60,10 +60,22 @@ pub struct MatchRule {
     pub glob: String,
 }
 
+/// Processes the user never wants reported or stopped (a sidecar several live sessions
+/// share on purpose), by command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoreRule {
+    pub label: String,
+    pub glob: String,
+    /// From a project's config: only processes of that project (their `CLAUDE_PROJECT_DIR`),
+    /// so a repository cannot hide another project's orphans. `None`: the user's own rule.
+    pub project: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub state_rules: Vec<StateRule>,
     pub match_rules: Vec<MatchRule>,
+    pub ignore_rules: Vec<IgnoreRule>,
     /// What a valid config asked for and did not get (a project's match rules).
     pub notes: Vec<String>,
 }
@@ -88,6 +100,7 @@ impl Config {
                 label: defaults::ORCHESTRATOR_LABEL.to_string(),
                 glob: defaults::ORCHESTRATOR_GLOB.to_string(),
             }],
+            ignore_rules: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -128,11 +141,11 @@ pub fn load(
             .or_else(|| env.home.as_ref().map(|h| Utf8Path::new(h).join(".config")))
             .map(|base| (base.join(defaults::USER_CONFIG), false)),
     };
-    let project = project.map(|p| (p.join(defaults::PROJECT_CONFIG), false));
+    let project_file = project.map(|p| (p.join(defaults::PROJECT_CONFIG), false));
     for (path, must_exist, origin) in user
         .map(|(p, m)| (p, m, Origin::User))
         .into_iter()
-        .chain(project.map(|(p, m)| (p, m, Origin::Project)))
+        .chain(project_file.map(|(p, m)| (p, m, Origin::Project)))
     {
         let rules = match read_config_file(&path) {
             Ok(None) if !must_exist => continue,
@@ -144,6 +157,15 @@ pub fn load(
             Ok(extra) => {
                 config.state_rules.extend(extra.state_rules);
                 config.match_rules.extend(extra.match_rules);
+                let own = project.filter(|_| origin == Origin::Project);
+                config
+                    .ignore_rules
+                    .extend(extra.ignore_rules.into_iter().map(|mut r| {
+                        if r.project.is_some() {
+                            r.project = own.map(|p| p.to_string());
+                        }
+                        r
+                    }));
                 warnings.extend(extra.notes.iter().map(|n| format!("config {path}: {n}")));
             }
             Err(why) => warnings.push(format!("config {path}: {why}; its rules are not used")),
@@ -182,6 +204,7 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
     let mut config = Config {
         state_rules: Vec::new(),
         match_rules: Vec::new(),
+        ignore_rules: Vec::new(),
         notes: Vec::new(),
     };
     if let Some(rules) = obj.get("state_files") {
@@ -209,26 +232,16 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
     }
     if let Some(orphans) = obj.get("orphans") {
         let orphans = orphans.as_object().ok_or("orphans is not an object")?;
-        if let Some(rules) = orphans.get("match") {
-            let rules = rules.as_array().ok_or("orphans.match is not a list")?;
-            for (i, rule) in rules.iter().enumerate() {
-                let glob = rule
-                    .get("cmdline")
-                    .and_then(Value::as_str)
-                    .filter(|g| !g.is_empty())
-                    .ok_or_else(|| format!("orphans.match[{i}]: cmdline is missing or empty"))?;
-                let label = match rule.get("label") {
-                    None => glob,
-                    Some(l) => l
-                        .as_str()
-                        .filter(|l| !l.is_empty())
-                        .ok_or_else(|| format!("orphans.match[{i}]: label is not a string"))?,
-                };
-                config.match_rules.push(MatchRule {
-                    label: label.to_string(),
-                    glob: glob.to_string(),
-                });
-            }
+        for (glob, label) in cmdline_rules(orphans, "match")? {
+            config.match_rules.push(MatchRule { label, glob });
+        }
+        for (glob, label) in cmdline_rules(orphans, "ignore")? {
+            config.ignore_rules.push(IgnoreRule {
+                label,
+                glob,
+                // Made the project's own by `load`; an empty one matches no process.
+                project: (origin == Origin::Project).then(String::new),
+            });
         }
     }
     if origin == Origin::Project && !config.match_rules.is_empty() {
@@ -245,6 +258,36 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
         config.match_rules.clear();
     }
     Ok(config)
+}
+
+/// The `{"label", "cmdline"}` rules of `orphans.<key>`: (glob, label).
+fn cmdline_rules(
+    orphans: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(rules) = orphans.get(key) else {
+        return Ok(Vec::new());
+    };
+    let rules = rules
+        .as_array()
+        .ok_or_else(|| format!("orphans.{key} is not a list"))?;
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let glob = rule
+            .get("cmdline")
+            .and_then(Value::as_str)
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| format!("orphans.{key}[{i}]: cmdline is missing or empty"))?;
+        let label = match rule.get("label") {
+            None => glob,
+            Some(l) => l
+                .as_str()
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| format!("orphans.{key}[{i}]: label is not a string"))?,
+        };
+        out.push((glob.to_string(), label.to_string()));
+    }
+    Ok(out)
 }
 
 fn split_name(name: &str) -> Option<(String, String)> {
@@ -323,6 +366,42 @@ mod tests {
         // A project's match rules are not applied; the user's are.
         assert!(c.match_rules.is_empty());
         assert!(c.notes[0].contains("2 rules ignored"), "{:?}", c.notes);
+        let ignore =
+            br#"{"orphans":{"ignore":[{"label":"sidecar","cmdline":"*side*"},{"cmdline":"*y*"}]}}"#;
+        let user = parse(ignore, Origin::User, &env()).unwrap();
+        assert_eq!(
+            user.ignore_rules,
+            vec![
+                IgnoreRule {
+                    label: "sidecar".into(),
+                    glob: "*side*".into(),
+                    project: None
+                },
+                IgnoreRule {
+                    label: "*y*".into(),
+                    glob: "*y*".into(),
+                    project: None
+                }
+            ]
+        );
+        // A project's ignore rules are kept, confined to its own processes by `load`.
+        let project = parse(ignore, Origin::Project, &env()).unwrap();
+        assert!(
+            project
+                .ignore_rules
+                .iter()
+                .all(|r| r.project.as_deref() == Some(""))
+        );
+        assert!(project.notes.is_empty());
+        assert!(parse(br#"{"orphans":{"ignore":{}}}"#, Origin::User, &env()).is_err());
+        assert!(
+            parse(
+                br#"{"orphans":{"ignore":[{"cmdline":""}]}}"#,
+                Origin::User,
+                &env()
+            )
+            .is_err()
+        );
         let text = br#"{"orphans":{"match":[{"label":"chroma","cmdline":"*chroma-mcp*"},{"cmdline":"*x*"}]}}"#;
         let c = parse(text, Origin::User, &env()).unwrap();
         assert_eq!(c.match_rules[0].label, "chroma");

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::argv;
-use crate::config::MatchRule;
+use crate::config::{IgnoreRule, MatchRule};
 use crate::defaults;
 use crate::glob;
 use crate::kill::Pins;
@@ -23,6 +23,8 @@ use crate::report::{OrphanProc, Sink};
 /// What the scan needs besides the process table.
 pub struct Scan<'a> {
     pub rules: &'a [MatchRule],
+    /// What is never reported or stopped, whatever matched it.
+    pub ignore: &'a [IgnoreRule],
     /// How many of `rules`, at the front, are built in: those are always applied. The rest
     /// (the user's) are applied until `user_rules_until`, so that no rule, however slow on
     /// however many long command lines, keeps the scan from the built-in and
@@ -81,6 +83,17 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         until: scan.user_rules_until,
         stopped: false,
     };
+    let ignore: Vec<(&IgnoreRule, glob::Glob)> = scan
+        .ignore
+        .iter()
+        .filter_map(|r| match glob::Glob::new(&r.glob) {
+            Ok(g) => Some((r, g)),
+            Err(e) => {
+                sink.warn(format!("ignore rule {:?} not applied: {e}", r.label));
+                None
+            }
+        })
+        .collect();
     for pid in pids {
         crate::deadline::checkpoint();
         if pid == scan.me || kernel_threads.contains(&pid) {
@@ -97,6 +110,7 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         let Some(first) = first else {
             continue;
         };
+
         // A candidate: pin it, then read it all again, so every fact below is of the pinned
         // process (the first reads may have been of an earlier holder of the PID).
         if pinning && pins.len() >= scan.pins {
@@ -156,6 +170,17 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         if let Some(session) = &markers.session_id
             && scan.registry.is_live(session, table)
         {
+            continue;
+        }
+        // An orphan the user never wants reported or stopped (its pin, if any, is dropped).
+        let ignored = ignore.iter().any(|(r, g)| {
+            g.matches_bytes(&line)
+                && r.project
+                    .as_ref()
+                    .is_none_or(|p| markers.project_dir.as_ref() == Some(p))
+        });
+        if ignored {
+            sink.push(|r| r.ignored += 1);
             continue;
         }
         let orphan = OrphanProc {

@@ -129,6 +129,8 @@ pub struct Report {
     pub kill_requested: bool,
     pub stopped: Vec<Stopped>,
     pub not_stopped: Vec<NotStopped>,
+    /// Processes an ignore rule kept out of the report (and out of `--kill`).
+    pub ignored: usize,
     pub warnings: Vec<String>,
     /// The deadline fired before the run finished.
     pub cut_short: bool,
@@ -288,6 +290,7 @@ impl Report {
             "kill_requested": self.kill_requested,
             "stopped": self.stopped.iter().map(|s| json!({"pid": s.pid, "signal": s.signal})).collect::<Vec<_>>(),
             "not_stopped": self.not_stopped.iter().map(|s| json!({"pid": s.pid, "reason": sanitize_json(&s.reason, 256)})).collect::<Vec<_>>(),
+            "ignored": self.ignored,
             "warnings": self.warnings.iter().map(|w| sanitize_json(w, cap)).collect::<Vec<_>>(),
             "cut_short": self.cut_short,
         })

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::cli::{self, Command, ExitCode, Options};
-use crate::config::{self, Config, MatchRule};
+use crate::config::{self, Config, IgnoreRule, MatchRule};
 use crate::defaults;
 use crate::input::{self, HookInput};
 use crate::kill;
@@ -307,6 +307,13 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
             label: g.clone(),
             glob: g.clone(),
         }));
+    config
+        .ignore_rules
+        .extend(opts.ignores.iter().map(|g| IgnoreRule {
+            label: g.clone(),
+            glob: g.clone(),
+            project: None,
+        }));
     // Without the process table the reaper still runs on `kill(pid, 0)`, as the seed's did.
     let source = os::open(&opts.proc_root).unwrap_or_else(|e| {
         sink.warn(format!(
@@ -335,6 +342,7 @@ fn work(opts: &Options, project: Option<&Utf8Path>, sink: &Sink, deadline_at: In
         &mut table,
         orphans::Scan {
             rules: &config.match_rules,
+            ignore: &config.ignore_rules,
             builtin_rules: Config::builtin().match_rules.len(),
             pins: pin_limit,
             // Half of what is left: the other half is for the rest of the scan.

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
-use startup_hygiene::config::{Config, MatchRule};
+use startup_hygiene::config::{Config, IgnoreRule, MatchRule};
 use startup_hygiene::kill::{self, Candidate};
 use startup_hygiene::orphans;
 use startup_hygiene::os::fixture::Fixture;
@@ -44,6 +44,15 @@ fn scan_in(
     rule: &str,
     registry: &mut Registry,
 ) -> (Vec<OrphanProc>, ProcessTable, Report) {
+    scan_ignoring(source, rule, &[], registry)
+}
+
+fn scan_ignoring(
+    source: Fixture,
+    rule: &str,
+    ignore: &[IgnoreRule],
+    registry: &mut Registry,
+) -> (Vec<OrphanProc>, ProcessTable, Report) {
     let mut table = ProcessTable::new(Box::new(source), OwnerSet::default());
     let sink = Sink::new(Report::default());
     let rules = [MatchRule {
@@ -54,6 +63,7 @@ fn scan_in(
         &mut table,
         orphans::Scan {
             rules: &rules,
+            ignore,
             builtin_rules: 0,
             pins: 0,
             user_rules_until: None,
@@ -590,4 +600,93 @@ fn orphans_are_exactly_the_unowned_matches_on_each_platform() {
     eprintln!(
         "property orphan worlds, both platforms: {procs_total} processes, {orphans_total} orphans"
     );
+}
+
+/// The user's ignore rules hide a process wherever it comes from; a project's hide only
+/// that project's servers (a repository cannot hide another project's orphans). Only
+/// orphans are counted as ignored.
+#[test]
+fn ignore_rules_hide_orphans_and_a_projects_hide_only_its_own() {
+    for (name, mut f) in worlds() {
+        let env_of = |project: &str| {
+            vec![
+                "CLAUDECODE=1".to_string(),
+                "CLAUDE_CODE_SESSION_ID=s-9".to_string(),
+                format!("CLAUDE_PROJECT_DIR={project}"),
+            ]
+        };
+        let mine = env_of("/p/mine");
+        let theirs = env_of("/p/theirs");
+        let mine: Vec<&str> = mine.iter().map(String::as_str).collect();
+        let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+        f.spawn(100, 1, ME, &["node", "/srv/shared-sidecar.js"], &mine);
+        f.spawn(101, 1, ME, &["node", "/srv/shared-sidecar.js"], &theirs);
+        f.spawn(102, 1, ME, &["node", "/srv/other.js"], &mine);
+        // Not an orphan: under a live owner. Not counted.
+        f.spawn(200, 1, ME, &["claude"], &[]);
+        f.spawn(201, 200, ME, &["node", "/srv/shared-sidecar.js"], &mine);
+        let rule = |project: Option<&str>| IgnoreRule {
+            label: "sidecar".into(),
+            glob: "*shared-sidecar*".into(),
+            project: project.map(str::to_string),
+        };
+        let pids = |found: &[OrphanProc]| found.iter().map(|o| o.pid).collect::<Vec<_>>();
+        let (found, _, r) = scan_ignoring(f.clone(), "none", &[], &mut Registry::at(nowhere()));
+        assert_eq!(
+            (pids(&found), r.ignored),
+            (vec![100, 101, 102], 0),
+            "{name}"
+        );
+        let (found, _, r) = scan_ignoring(
+            f.clone(),
+            "none",
+            &[rule(None)],
+            &mut Registry::at(nowhere()),
+        );
+        assert_eq!((pids(&found), r.ignored), (vec![102], 2), "{name}");
+        let (found, _, r) = scan_ignoring(
+            f.clone(),
+            "none",
+            &[rule(Some("/p/mine"))],
+            &mut Registry::at(nowhere()),
+        );
+        assert_eq!((pids(&found), r.ignored), (vec![101, 102], 1), "{name}");
+        // The placeholder a project's rule has before `load` names it: hides nothing.
+        let (found, _, r) =
+            scan_ignoring(f, "none", &[rule(Some(""))], &mut Registry::at(nowhere()));
+        assert_eq!(
+            (pids(&found), r.ignored),
+            (vec![100, 101, 102], 0),
+            "{name}"
+        );
+    }
+}
+
+/// `load` gives a project's ignore rules that project, and the user's none.
+#[test]
+fn a_projects_ignore_rules_are_confined_to_it_when_loaded() {
+    let project = temp_dir("ignore-load");
+    std::fs::create_dir_all(project.join(".claude")).unwrap();
+    std::fs::write(
+        project.join(startup_hygiene::defaults::PROJECT_CONFIG),
+        br#"{"orphans":{"ignore":[{"cmdline":"*side*"}]}}"#,
+    )
+    .unwrap();
+    let user = project.join("user.json");
+    std::fs::write(&user, br#"{"orphans":{"ignore":[{"cmdline":"*mine*"}]}}"#).unwrap();
+    let mut warnings = Vec::new();
+    let c = startup_hygiene::config::load(
+        Some(&user),
+        Some(&project),
+        &startup_hygiene::config::Env::default(),
+        &mut warnings,
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let got: Vec<(&str, Option<&str>)> = c
+        .ignore_rules
+        .iter()
+        .map(|r| (r.glob.as_str(), r.project.as_deref()))
+        .collect();
+    assert_eq!(got, [("*mine*", None), ("*side*", Some(project.as_str()))]);
+    std::fs::remove_dir_all(&project).unwrap();
 }

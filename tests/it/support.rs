@@ -773,6 +773,7 @@ pub fn scan_by_rule(
         table,
         orphans::Scan {
             rules: &rules,
+            ignore: &[],
             builtin_rules: 0,
             pins: usize::MAX,
             user_rules_until: None,
