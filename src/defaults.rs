@@ -17,6 +17,10 @@ pub const ORCHESTRATOR_LABEL: &str = "orchestrator";
 pub const ORCHESTRATOR_GLOB: &str = "*orchestrator/*dist/server.js*";
 /// The label of the rule that recognises servers by Claude Code's environment markers.
 pub const ENV_RULE_LABEL: &str = "claude-code-env";
+/// What `matched_by` says of a process listed because an orphan is above it.
+pub const SUBTREE_LABEL: &str = "below-an-orphan";
+/// At most this many processes are added from the orphans' subtrees in one run.
+pub const MAX_SUBTREE: usize = 10_000;
 
 /// Where the project's config lives, relative to the project.
 pub const PROJECT_CONFIG: &str = ".claude/startup-hygiene.json";

@@ -64,7 +64,11 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
     let mut ancestors_of_me: Option<BTreeSet<i32>> = None;
     let mut line = Vec::with_capacity(4096);
     // Only --kill needs pins (a pidfd each, kept to the end, and a second read).
-    let mut pinning = scan.pins > 0 && table.source.is_system();
+    let mut pinner = Pinner {
+        on: scan.pins > 0 && table.source.is_system(),
+        limit: scan.pins,
+    };
+    let mut found: Vec<i32> = Vec::new();
     let mut matcher = Matcher {
         rules: scan.rules,
         // A rule the matcher refuses (too long to match in linear time) is said, not dropped
@@ -113,29 +117,8 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
 
         // A candidate: pin it, then read it all again, so every fact below is of the pinned
         // process (the first reads may have been of an earlier holder of the PID).
-        if pinning && pins.len() >= scan.pins {
-            pinning = false;
-            sink.warn(format!(
-                "--kill pins at most {} processes here (the open-file limit); the rest of the orphans are reported, not stopped",
-                scan.pins
-            ));
-        }
-        let pin = if pinning {
-            match Pinned::open(pid) {
-                Ok(pin) => Some(pin),
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
-                Err(e) => {
-                    // Out of file descriptors, or no pins here (Linux before 5.3): the rest is
-                    // reported, never signalled, and no more descriptors are spent on it.
-                    pinning = false;
-                    sink.warn(format!(
-                        "cannot pin processes for --kill ({e}); the rest of the orphans are reported, not stopped"
-                    ));
-                    None
-                }
-            }
-        } else {
-            None
+        let Ok(pin) = pinner.pin(pid, &pins, sink) else {
+            continue;
         };
         let (matched_by, markers) = match pin {
             Some(_) => match matcher.matches(table, pid, &mut line) {
@@ -198,9 +181,146 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
         if let Some(pin) = pin {
             pins.insert(pid, pin);
         }
+        found.push(pid);
         sink.push(|r| r.orphans.push(orphan));
     }
+    if !found.is_empty() {
+        let ours = ancestors_of_me
+            .get_or_insert_with(|| table.self_and_ancestors(scan.me).into_iter().collect());
+        add_subtrees(
+            table,
+            &scan,
+            found,
+            ours,
+            &ignore,
+            &mut pinner,
+            &mut pins,
+            sink,
+        );
+    }
     pins
+}
+
+/// The orphans' whole subtrees: every process below an orphan belongs to the dead session
+/// too, matched or not (the shell between a wrapper and its server, a headless browser, a
+/// sidecar), and `--kill` must not leave them behind as new, unmatched orphans. Children are
+/// asked of the orphans and what is added below them only. A child that is an owner, another
+/// user's, a zombie, one of this hook's ancestors or ignored is left out with what is below
+/// it.
+#[allow(clippy::too_many_arguments)]
+fn add_subtrees(
+    table: &mut ProcessTable,
+    scan: &Scan,
+    orphans: Vec<i32>,
+    ours: &BTreeSet<i32>,
+    ignore: &[(&IgnoreRule, glob::Glob)],
+    pinner: &mut Pinner,
+    pins: &mut Pins,
+    sink: &Sink,
+) {
+    let mut seen: BTreeSet<i32> = orphans.iter().copied().collect();
+    let mut queue = orphans;
+    let mut added = 0;
+    let mut line = Vec::new();
+    while let Some(parent) = queue.pop() {
+        crate::deadline::checkpoint();
+        let Ok(children) = table.source.children(parent) else {
+            continue;
+        };
+        for pid in children {
+            if added >= defaults::MAX_SUBTREE {
+                return;
+            }
+            if !seen.insert(pid) || pid == scan.me || ours.contains(&pid) {
+                continue;
+            }
+            if table.source.uid(pid) != Ok(scan.uid) {
+                continue;
+            }
+            let Ok(pin) = pinner.pin(pid, pins, sink) else {
+                continue;
+            };
+            let info = match pin {
+                Some(_) => table.reread(pid),
+                None => table.stat(pid),
+            };
+            let Ok(info) = info else { continue };
+            let Some(started) = info.started else {
+                continue;
+            };
+            // The parent is asked again: a PID that changed hands is not this child.
+            if info.ppid != parent || info.zombie || table.is_owner(pid) != Ok(false) {
+                continue;
+            }
+            if pin.as_ref().is_some_and(|p| !p.still_running()) {
+                continue;
+            }
+            match table.source.argv(pid) {
+                Ok(c) => argv::join_cmdline_into(c, &mut line),
+                Err(_) => line.clear(),
+            }
+            if ignore
+                .iter()
+                .any(|(r, g)| r.project.is_none() && g.matches_bytes(&line))
+            {
+                sink.push(|r| r.ignored += 1);
+                continue;
+            }
+            let orphan = OrphanProc {
+                pid,
+                ppid: info.ppid,
+                starttime: started.id,
+                comm: String::from_utf8_lossy(&info.comm).into_owned(),
+                cmdline: String::from_utf8_lossy(&line).into_owned(),
+                matched_by: defaults::SUBTREE_LABEL.to_string(),
+                rss_bytes: info.rss_bytes,
+                age_secs: started.age as u64,
+                session_id: None,
+                project_dir: None,
+            };
+            if let Some(pin) = pin {
+                pins.insert(pid, pin);
+            }
+            added += 1;
+            queue.push(pid);
+            sink.push(|r| r.orphans.push(orphan));
+        }
+    }
+}
+
+/// Pins for `--kill`, while the open-file budget lasts.
+struct Pinner {
+    on: bool,
+    limit: usize,
+}
+
+impl Pinner {
+    /// A pin of `pid` when pinning (`None` when not), or `Err` when the process is gone.
+    fn pin(&mut self, pid: i32, pins: &Pins, sink: &Sink) -> Result<Option<Pinned>, ()> {
+        if self.on && pins.len() >= self.limit {
+            self.on = false;
+            sink.warn(format!(
+                "--kill pins at most {} processes here (the open-file limit); the rest of the orphans are reported, not stopped",
+                self.limit
+            ));
+        }
+        if !self.on {
+            return Ok(None);
+        }
+        match Pinned::open(pid) {
+            Ok(pin) => Ok(Some(pin)),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(()),
+            Err(e) => {
+                // Out of file descriptors, or no pins here (Linux before 5.3): the rest is
+                // reported, never signalled, and no more descriptors are spent on it.
+                self.on = false;
+                sink.warn(format!(
+                    "cannot pin processes for --kill ({e}); the rest of the orphans are reported, not stopped"
+                ));
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// The match rules of a scan: a command-line glob, or Claude Code's environment markers.

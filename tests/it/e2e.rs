@@ -173,7 +173,9 @@ impl Scene {
                 "Still running: 1 orphaned MCP server process group".to_string(),
                 format!("pid {pid} (parent 1)"),
                 "/x/orchestrator/dist/server.js".to_string(),
-                format!("To stop them: kill {pid} (or: startup-hygiene --kill"),
+                // The group is the server and its whole subtree (its `sleep` child too).
+                "(2 processes,".to_string(),
+                format!("To stop them: kill {pid} "),
             ]),
             None => skip(test, "the orphan part: no PID namespace can be made here"),
         }

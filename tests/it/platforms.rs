@@ -480,7 +480,8 @@ impl Rng {
 /// Random process forests (loops, missing parents, parent 0, unreadable links, owners,
 /// zombies, another user's processes; on Linux kthreadd's children) in each platform's
 /// table: the orphans reported are exactly the matched processes whose whole chain up to a
-/// root of that platform was read and holds no owner, and grouping loses nobody.
+/// root of that platform was read and holds no owner, with their whole subtrees, and
+/// grouping loses nobody.
 #[test]
 fn orphans_are_exactly_the_unowned_matches_on_each_platform() {
     let (mut procs_total, mut orphans_total) = (0, 0);
@@ -577,6 +578,24 @@ fn orphans_are_exactly_the_unowned_matches_on_each_platform() {
                 };
                 if no_owner {
                     want.insert(pid);
+                }
+            }
+            // And the orphans' whole subtrees: every readable child of ours that is not an
+            // owner or a zombie, matched or not.
+            let mut queue: Vec<i32> = want.iter().copied().collect();
+            while let Some(parent) = queue.pop() {
+                for (&c, p) in &world {
+                    let (ppid, owner, zombie, _, unreadable, theirs) = *p;
+                    if ppid == parent
+                        && c != parent
+                        && !unreadable
+                        && !theirs
+                        && !zombie
+                        && !owner
+                        && want.insert(c)
+                    {
+                        queue.push(c);
+                    }
                 }
             }
             let (found, _, _) = scan_in(f, "*orphan-marker*", &mut Registry::at(nowhere()));
@@ -689,4 +708,39 @@ fn a_projects_ignore_rules_are_confined_to_it_when_loaded() {
         .collect();
     assert_eq!(got, [("*mine*", None), ("*side*", Some(project.as_str()))]);
     std::fs::remove_dir_all(&project).unwrap();
+}
+
+/// A group is the topmost orphan and its whole subtree, matched or not: `npm exec` → `sh -c`
+/// (which matches no rule) → `node` is one group of three, not two groups without the
+/// shell. An owner below it (and what is below that), another user's child and a zombie
+/// are left out.
+#[test]
+fn a_group_is_the_top_orphan_and_its_whole_subtree() {
+    for (name, mut f) in worlds() {
+        f.spawn(300, 1, ME, &["npm exec stubborn-mcp globtest"], &[]);
+        f.spawn(301, 300, ME, &["sh", "-c", "node srv"], &[]);
+        f.spawn(302, 301, ME, &["node", "stubborn-mcp globtest"], &[]);
+        f.spawn(303, 302, ME, &["chromium", "--headless"], &[]);
+        f.spawn(310, 300, ME, &["claude"], &[]);
+        f.spawn(311, 310, ME, &["node", "live-server"], &[]);
+        f.spawn(320, 300, OTHER, &["sudo-helper"], &[]);
+        f.spawn(330, 301, ME, &["defunct"], &[]);
+        f.zombify(330);
+        let (found, _, _) = scan_in(f, "*stubborn-mcp globtest*", &mut Registry::at(nowhere()));
+        let groups = group(&found);
+        assert_eq!(groups.len(), 1, "{name}: {found:?}");
+        assert_eq!(groups[0].top.pid, 300, "{name}");
+        let mut below: Vec<(i32, String)> = groups[0]
+            .descendants
+            .iter()
+            .map(|d| (d.pid, d.matched_by.clone()))
+            .collect();
+        below.sort();
+        let sub = startup_hygiene::defaults::SUBTREE_LABEL.to_string();
+        assert_eq!(
+            below,
+            [(301, sub.clone()), (302, "rule".to_string()), (303, sub)],
+            "{name}"
+        );
+    }
 }
