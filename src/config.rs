@@ -21,6 +21,17 @@ pub struct StateRule {
     pub dir: RuleDir,
     pub prefix: String,
     pub suffix: String,
+    pub kind: RuleKind,
+}
+
+/// How a rule's files are judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleKind {
+    /// By the PID in the name and the file's last write (`reaper::judge`).
+    PidNamed,
+    /// Claude Code's own registry (`sessions/<pid>.json` and its `<pid>.<hex>.key`): by
+    /// the `procStart` the file holds (`reaper::judge_session`), no guess from times.
+    ClaudeSessions,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +106,7 @@ impl Config {
                 dir: RuleDir::InProject(vec![defaults::STATE_DIR.to_string()]),
                 prefix,
                 suffix,
+                kind: RuleKind::PidNamed,
             }],
             match_rules: vec![MatchRule {
                 label: defaults::ORCHESTRATOR_LABEL.to_string(),
@@ -110,6 +122,8 @@ impl Config {
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     pub home: Option<String>,
+    /// `CLAUDE_CONFIG_DIR`: Claude Code's folder, else `~/.claude`.
+    pub claude_config_dir: Option<String>,
     pub xdg_config_home: Option<String>,
 }
 
@@ -118,8 +132,19 @@ impl Env {
         let get = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
         Env {
             home: get("HOME"),
+            claude_config_dir: get("CLAUDE_CONFIG_DIR"),
             xdg_config_home: get("XDG_CONFIG_HOME"),
         }
+    }
+
+    /// Claude Code's session registry, `${CLAUDE_CONFIG_DIR:-~/.claude}/sessions`.
+    pub fn sessions_dir(&self) -> Option<Utf8PathBuf> {
+        let base = match (&self.claude_config_dir, &self.home) {
+            (Some(c), _) => Utf8PathBuf::from(c),
+            (None, Some(h)) => Utf8Path::new(h).join(".claude"),
+            (None, None) => return None,
+        };
+        Some(base.join("sessions"))
     }
 }
 
@@ -132,6 +157,15 @@ pub fn load(
     warnings: &mut Vec<String>,
 ) -> Config {
     let mut config = Config::builtin();
+    // Claude Code's own per-PID files: the registry, judged by the start time it records.
+    if let Some(dir) = env.sessions_dir().filter(|d| d.is_absolute()) {
+        config.state_rules.push(StateRule {
+            dir: RuleDir::Anywhere(dir),
+            prefix: String::new(),
+            suffix: ".json".into(),
+            kind: RuleKind::ClaudeSessions,
+        });
+    }
     let user = match explicit {
         Some(path) => Some((path.to_path_buf(), true)),
         None => env
@@ -227,6 +261,7 @@ pub fn parse(bytes: &[u8], origin: Origin, env: &Env) -> Result<Config, String> 
                 dir,
                 prefix,
                 suffix,
+                kind: RuleKind::PidNamed,
             });
         }
     }
@@ -341,6 +376,7 @@ mod tests {
     fn env() -> Env {
         Env {
             home: Some("/home/u".into()),
+            claude_config_dir: None,
             xdg_config_home: None,
         }
     }
@@ -360,7 +396,8 @@ mod tests {
             vec![StateRule {
                 dir: RuleDir::InProject(vec!["run".into(), "state".into()]),
                 prefix: "lock-".into(),
-                suffix: ".json".into()
+                suffix: ".json".into(),
+                kind: RuleKind::PidNamed,
             }]
         );
         // A project's match rules are not applied; the user's are.

@@ -10,10 +10,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::config::{RuleDir, StateRule};
+use crate::config::{RuleDir, RuleKind, StateRule};
 use crate::defaults;
+use crate::os::PidDomain;
 use crate::os::sys::{self, Probe, Rename};
 use crate::process_table::ProcessTable;
+use crate::registry;
 use crate::report::{FileEntry, KeepReason, Sink, StaleReason};
 
 /// What is known about the live process holding a file's PID.
@@ -46,6 +48,45 @@ pub fn judge(
         }
         (Probe::Alive, Some(_)) => Ok(KeepReason::Alive),
     }
+}
+
+/// The decision for Claude Code's registry file of `pid` holding `proc_start`: stale when
+/// the PID is free (and no nested PID namespace has it), a zombie, or held by a process
+/// that started at another time than the file says (a reused PID: the file's own record
+/// decides, no guess from times). `started_matches` is `None` when the holder's start may
+/// not be read: kept.
+pub fn judge_session(
+    probe: Probe,
+    zombie: bool,
+    started_matches: Option<bool>,
+    elsewhere: bool,
+) -> Result<KeepReason, StaleReason> {
+    match probe {
+        Probe::Dead if elsewhere => Ok(KeepReason::OtherNamespace),
+        Probe::Dead => Err(StaleReason::Dead),
+        Probe::Alive if zombie => Err(StaleReason::Zombie),
+        Probe::Alive if started_matches == Some(false) => Err(StaleReason::Reused),
+        Probe::Alive => Ok(KeepReason::Alive),
+    }
+}
+
+/// Whether a registry file's `pidDomain` names this hook's PIDs: absent (clients before
+/// 2.1.332), or the platform's own form naming this host and PID namespace. Anything else
+/// (another container, another host, another OS) is not ours to judge.
+pub fn domain_is_ours(domain: Option<&str>, ours: &PidDomain) -> bool {
+    let Some(domain) = domain else {
+        return true;
+    };
+    if domain == "darwin" {
+        return ours.darwin;
+    }
+    let Some(rest) = domain.strip_prefix("linux:") else {
+        return false;
+    };
+    let Some((host, ns)) = rest.split_once(':') else {
+        return false;
+    };
+    ours.host.as_deref() == Some(host) && ours.pid_namespace.as_deref() == Some(ns)
 }
 
 /// Applies every rule to the project; results and warnings go to `sink`.
@@ -161,8 +202,11 @@ fn reap_dir(
     dry_run: bool,
     sink: &Sink,
 ) {
+    let sessions = rule.kind == RuleKind::ClaudeSessions;
     let names = match sys::list_dir(dir, |n| {
-        rule.pid_of(n).is_some() || n.starts_with(ASIDE_PREFIX.as_bytes())
+        rule.pid_of(n).is_some()
+            || n.starts_with(ASIDE_PREFIX.as_bytes())
+            || (sessions && key_pid(n).is_some())
     }) {
         Ok(n) => n,
         Err(e) => {
@@ -170,14 +214,22 @@ fn reap_dir(
             return;
         }
     };
-    for name in names {
+    let keys: Vec<&CStr> = names
+        .iter()
+        .filter(|n| sessions && key_pid(n.to_bytes()).is_some())
+        .map(|n| n.as_c_str())
+        .collect();
+    for name in names.iter().map(|n| n.as_c_str()) {
         crate::deadline::checkpoint();
+        if keys.contains(&name) {
+            continue;
+        }
         let Some(pid) = rule.pid_of(name.to_bytes()) else {
-            put_back_if_orphaned(rule, dir, &name, dir_path, table, sink);
+            put_back_if_orphaned(rule, dir, name, dir_path, table, sink);
             continue;
         };
         // Another run may have removed it since the listing: then it is not ours to count.
-        let Ok(st) = sys::lstat_at(dir, &name) else {
+        let Ok(st) = sys::lstat_at(dir, name) else {
             continue;
         };
         fn entry<R>(dir: &str, name: &CStr, pid: i32, reason: R) -> FileEntry<R> {
@@ -191,8 +243,21 @@ fn reap_dir(
         if !sys::is_regular(&st) {
             sink.push(|r| {
                 r.kept
-                    .push(entry(dir_path, &name, pid, KeepReason::NotRegular))
+                    .push(entry(dir_path, name, pid, KeepReason::NotRegular))
             });
+            continue;
+        }
+        if rule.kind == RuleKind::ClaudeSessions {
+            let verdict = judge_registry_file(dir, name, &st, pid, table);
+            match verdict {
+                Ok(keep) => sink.push(|r| r.kept.push(entry(dir_path, name, pid, keep))),
+                Err(stale) => {
+                    if dry_run || remove_judged(dir, name, &st, dir_path, sink) {
+                        sink.push(|r| r.reaped.push(entry(dir_path, name, pid, stale)));
+                        remove_keys(dir, &keys, pid, dir_path, dry_run, stale, sink);
+                    }
+                }
+            }
             continue;
         }
         let mtime = st.st_mtime as f64 + st.st_mtime_nsec as f64 / 1e9;
@@ -212,12 +277,96 @@ fn reap_dir(
         // Only for a file that already looks dead: it costs a read of every process.
         let elsewhere = probe == Probe::Dead && table.source.held_in_nested_namespace(pid);
         match judge(probe, holder, mtime, elsewhere) {
-            Ok(keep) => sink.push(|r| r.kept.push(entry(dir_path, &name, pid, keep))),
+            Ok(keep) => sink.push(|r| r.kept.push(entry(dir_path, name, pid, keep))),
             Err(stale) => {
-                if dry_run || remove_judged(dir, &name, &st, dir_path, sink) {
-                    sink.push(|r| r.reaped.push(entry(dir_path, &name, pid, stale)));
+                if dry_run || remove_judged(dir, name, &st, dir_path, sink) {
+                    sink.push(|r| r.reaped.push(entry(dir_path, name, pid, stale)));
                 }
             }
+        }
+    }
+}
+
+/// Reads a registry file (the inode `st` that was listed, never through a link, at most
+/// 64 KiB) and judges it. A file that does not parse, or names another PID than its name,
+/// is never touched.
+fn judge_registry_file(
+    dir: BorrowedFd,
+    name: &CStr,
+    st: &libc::stat,
+    pid: i32,
+    table: &mut ProcessTable,
+) -> Result<KeepReason, StaleReason> {
+    let read = || -> Option<registry::Entry> {
+        let fd = sys::open_read_at(Some(dir), name, true).ok()?;
+        let now = sys::fstat(fd.as_fd()).ok()?;
+        if now.st_ino != st.st_ino || now.st_dev != st.st_dev || !sys::is_regular(&now) {
+            return None;
+        }
+        let mut buf = Vec::new();
+        sys::read_all(fd.as_fd(), &mut buf, 64 * 1024).ok()?;
+        registry::parse_entry(&buf)
+    };
+    let Some(e) = read().filter(|e| e.pid == pid) else {
+        return Ok(KeepReason::NotParsed);
+    };
+    if !domain_is_ours(e.pid_domain.as_deref(), &table.source.pid_domain()) {
+        return Ok(KeepReason::OtherDomain);
+    }
+    let probe = table.source.probe(pid);
+    let (zombie, matches) = match probe {
+        Probe::Dead => (false, None),
+        Probe::Alive => match table.stat(pid) {
+            Ok(info) => {
+                let platform = table.source.platform();
+                let matches = info
+                    .started
+                    .map(|s| e.proc_start.matches(&s, platform, sys::local_time));
+                (info.zombie, matches)
+            }
+            Err(_) => (false, None),
+        },
+    };
+    let elsewhere = probe == Probe::Dead && table.source.held_in_nested_namespace(pid);
+    judge_session(probe, zombie, matches, elsewhere)
+}
+
+/// The PID of a registry key file's name, `<pid>.<64 hex>.key`.
+fn key_pid(name: &[u8]) -> Option<i32> {
+    let (pid, rest) = name.split_at(name.iter().position(|&b| b == b'.')?);
+    let hex = rest.strip_prefix(b".")?.strip_suffix(b".key")?;
+    if hex.len() != 64 || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    crate::os::procfs::parse_pid(pid)
+}
+
+/// Removes the `<pid>.<64 hex>.key` files (of the folder's listing, `keys`) that go with a
+/// removed registry file: only regular files, each set aside and checked like the file.
+fn remove_keys(
+    dir: BorrowedFd,
+    keys: &[&CStr],
+    pid: i32,
+    dir_path: &str,
+    dry_run: bool,
+    stale: StaleReason,
+    sink: &Sink,
+) {
+    for &key in keys.iter().filter(|k| key_pid(k.to_bytes()) == Some(pid)) {
+        let Ok(st) = sys::lstat_at(dir, key) else {
+            continue;
+        };
+        if !sys::is_regular(&st) {
+            continue;
+        }
+        if dry_run || remove_judged(dir, key, &st, dir_path, sink) {
+            let entry = FileEntry {
+                dir: dir_path.to_string(),
+                name: String::from_utf8_lossy(key.to_bytes()).into_owned(),
+                pid,
+                reason: stale,
+            };
+            sink.push(|r| r.reaped.push(entry));
         }
     }
 }
@@ -412,5 +561,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn registry_file_decisions() {
+        use KeepReason::*;
+        use StaleReason::*;
+        assert_eq!(judge_session(Probe::Dead, false, None, false), Err(Dead));
+        assert_eq!(
+            judge_session(Probe::Dead, false, None, true),
+            Ok(OtherNamespace)
+        );
+        assert_eq!(
+            judge_session(Probe::Alive, true, Some(true), false),
+            Err(Zombie)
+        );
+        assert_eq!(
+            judge_session(Probe::Alive, false, Some(false), false),
+            Err(Reused)
+        );
+        assert_eq!(
+            judge_session(Probe::Alive, false, Some(true), false),
+            Ok(Alive)
+        );
+        // A holder whose start may not be read is kept.
+        assert_eq!(judge_session(Probe::Alive, false, None, false), Ok(Alive));
+    }
+
+    #[test]
+    fn pid_domains() {
+        let linux = PidDomain {
+            host: Some("ab".repeat(16)),
+            pid_namespace: Some("pid:[4026531836]".into()),
+            darwin: false,
+        };
+        let ours = format!("linux:{}:pid:[4026531836]", "ab".repeat(16));
+        assert!(domain_is_ours(None, &linux));
+        assert!(domain_is_ours(Some(&ours), &linux));
+        for other in [
+            format!("linux:{}:pid:[4026532000]", "ab".repeat(16)),
+            format!("linux:{}:pid:[4026531836]", "cd".repeat(16)),
+            "darwin".to_string(),
+            "win32:x".to_string(),
+            "linux:".to_string(),
+            String::new(),
+        ] {
+            assert!(!domain_is_ours(Some(&other), &linux), "{other}");
+        }
+        // Unknown facts of our own: nothing is ours but the absent domain.
+        assert!(!domain_is_ours(Some(&ours), &PidDomain::default()));
+        let mac = PidDomain {
+            darwin: true,
+            ..PidDomain::default()
+        };
+        assert!(domain_is_ours(Some("darwin"), &mac));
+        assert!(!domain_is_ours(Some(&ours), &mac));
     }
 }

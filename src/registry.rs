@@ -24,6 +24,8 @@ pub struct Entry {
     pub pid: i32,
     pub session_id: String,
     pub proc_start: ProcStart,
+    /// Whose PIDs these are: `linux:<host>:pid:[<inode>]`, `darwin`; absent before 2.1.332.
+    pub pid_domain: Option<String>,
 }
 
 /// When the session's process started, as Claude Code wrote it.
@@ -162,6 +164,10 @@ pub fn parse_entry(bytes: &[u8]) -> Option<Entry> {
         pid,
         session_id,
         proc_start,
+        pid_domain: v
+            .get("pidDomain")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -177,7 +183,8 @@ mod tests {
             Some(Entry {
                 pid: 123,
                 session_id: "s-1".into(),
-                proc_start: ProcStart::Ticks(4567)
+                proc_start: ProcStart::Ticks(4567),
+                pid_domain: None,
             })
         );
         assert!(parse_entry(br#"{"pid":123,"sessionId":"s","procStart":7}"#).is_some());

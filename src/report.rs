@@ -36,6 +36,11 @@ pub enum KeepReason {
     NotRegular,
     /// No process here has its PID, but a process in another PID namespace does.
     OtherNamespace,
+    /// A Claude Code registry file that does not parse, or names another PID than its name:
+    /// never touched.
+    NotParsed,
+    /// A registry file whose `pidDomain` is another PID namespace or host: not ours to judge.
+    OtherDomain,
 }
 
 impl StaleReason {
@@ -55,6 +60,8 @@ impl KeepReason {
             KeepReason::Owner => "owner",
             KeepReason::NotRegular => "not_regular",
             KeepReason::OtherNamespace => "other_namespace",
+            KeepReason::NotParsed => "not_parsed",
+            KeepReason::OtherDomain => "other_domain",
         }
     }
 }

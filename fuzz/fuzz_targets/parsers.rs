@@ -171,6 +171,7 @@ fn sanitizer(b: &[u8]) {
 fn config_rules(b: &[u8]) {
     let env = Env {
         home: Some("/home/u".into()),
+        claude_config_dir: None,
         xdg_config_home: None,
     };
     for origin in [Origin::Project, Origin::User] {

@@ -32,6 +32,8 @@ pub struct Fixture {
     viewer: u32,
     procs: BTreeMap<i32, FixtureProc>,
     nested: BTreeSet<i32>,
+    /// Whose PIDs these are (Linux: a made-up host and namespace; macOS: darwin).
+    pub domain: super::PidDomain,
     buf: Vec<u8>,
 }
 
@@ -58,6 +60,11 @@ impl Fixture {
             viewer,
             procs: BTreeMap::new(),
             nested: BTreeSet::new(),
+            domain: super::PidDomain {
+                host: (platform == &LINUX).then(|| "f".repeat(32)),
+                pid_namespace: (platform == &LINUX).then(|| "pid:[4026531836]".to_string()),
+                darwin: platform == &MACOS,
+            },
             buf: Vec::new(),
         }
     }
@@ -233,5 +240,9 @@ impl ProcessSource for Fixture {
 
     fn held_in_nested_namespace(&mut self, pid: i32) -> bool {
         self.nested.contains(&pid)
+    }
+
+    fn pid_domain(&mut self) -> super::PidDomain {
+        self.domain.clone()
     }
 }

@@ -279,6 +279,15 @@ impl ProcessSource for ProcFs {
         }
         self.nested_pids.as_ref().is_some_and(|n| n.contains(&pid))
     }
+
+    /// This system's, for the real `/proc`; a fixture tree's is unknown.
+    fn pid_domain(&mut self) -> super::PidDomain {
+        if self.real {
+            sys::pid_domain()
+        } else {
+            super::PidDomain::default()
+        }
+    }
 }
 
 /// One process held by a pidfd from before its files were read. While the process runs,
@@ -438,6 +447,25 @@ pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// `/etc/machine-id` and `/proc/self/ns/pid`, as `pidDomain` names them.
+pub(super) fn pid_domain() -> super::PidDomain {
+    let read = |path: &CStr| -> Option<String> {
+        let fd = sys::open_read_at(None, path, true).ok()?;
+        let mut buf = Vec::new();
+        sys::read_all(fd.as_fd(), &mut buf, 256).ok()?;
+        let text = std::str::from_utf8(&buf).ok()?.trim();
+        (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| text.to_string())
+    };
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|l| l.into_os_string().into_string().ok());
+    super::PidDomain {
+        host: read(c"/etc/machine-id"),
+        pid_namespace: ns,
+        darwin: false,
     }
 }
 

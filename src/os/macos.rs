@@ -304,6 +304,10 @@ impl ProcessSource for LibProc {
     fn held_in_nested_namespace(&mut self, _: i32) -> bool {
         false
     }
+
+    fn pid_domain(&mut self) -> super::PidDomain {
+        sys::pid_domain()
+    }
 }
 
 /// A process watched by a kqueue from before its facts were read: `EVFILT_PROC` with
@@ -480,6 +484,14 @@ pub(super) fn read_pipe_nowait(
 
 pub(super) fn reopen_nonblocking_imp(_: BorrowedFd) -> io::Result<OwnedFd> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// macOS's `pidDomain` is `darwin`.
+pub(super) fn pid_domain() -> super::PidDomain {
+    super::PidDomain {
+        darwin: true,
+        ..super::PidDomain::default()
+    }
 }
 
 /// `kern.maxfilesperproc`: the hard limit is often `RLIM_INFINITY`, which `setrlimit`

@@ -109,6 +109,17 @@ pub const MACOS: Platform = Platform {
     start_in_ticks: false,
 };
 
+/// Whose PIDs a table holds, in the forms of Claude Code's `pidDomain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PidDomain {
+    /// The host's id (`/etc/machine-id`, 32 hex digits; Linux).
+    pub host: Option<String>,
+    /// The PID namespace, `pid:[<inode>]` (Linux).
+    pub pid_namespace: Option<String>,
+    /// The PIDs are macOS's.
+    pub darwin: bool,
+}
+
 /// A read-only view of a process table.
 pub trait ProcessSource: Send {
     fn platform(&self) -> &'static Platform;
@@ -131,6 +142,8 @@ pub trait ProcessSource: Send {
     /// Whether a process in a PID namespace below ours has `pid` there (Linux containers
     /// sharing a folder); false where there are none.
     fn held_in_nested_namespace(&mut self, pid: i32) -> bool;
+    /// Whose PIDs these are.
+    fn pid_domain(&mut self) -> PidDomain;
 }
 
 /// What is left when the process table cannot be opened: `kill(pid, 0)`, which the reaper
@@ -172,6 +185,9 @@ impl ProcessSource for ProbeOnly {
     }
     fn held_in_nested_namespace(&mut self, _: i32) -> bool {
         false
+    }
+    fn pid_domain(&mut self) -> PidDomain {
+        sys::pid_domain()
     }
 }
 

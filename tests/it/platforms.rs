@@ -744,3 +744,85 @@ fn a_group_is_the_top_orphan_and_its_whole_subtree() {
         );
     }
 }
+
+/// Claude Code's registry files judged in each platform's form: ticks on Linux, lstart text
+/// with `"pidDomain": "darwin"` on macOS; a free PID's file and key go, a reused PID's go,
+/// a live session's stay, another domain's are not judged.
+#[test]
+fn claude_codes_session_files_are_judged_in_each_platforms_form() {
+    use startup_hygiene::config::{RuleDir, RuleKind, StateRule};
+    for (name, mut f) in worlds() {
+        let dir = temp_dir(&format!("sessions-{name}"));
+        f.spawn(600, 1, ME, &["claude"], &[]);
+        f.spawn(601, 1, ME, &["some-other-program"], &[]);
+        let start = |f: &mut Fixture, pid: i32, shift: i64| -> (String, String) {
+            let s = f.info(pid).unwrap().started.unwrap();
+            if name == "linux" {
+                ((s.id as i64 + shift).to_string(), String::new())
+            } else {
+                let tm = sys::local_time(s.at.floor() as i64 + shift).unwrap();
+                (
+                    registry::lstart(&tm),
+                    r#","pidDomain":"darwin""#.to_string(),
+                )
+            }
+        };
+        let key = |pid: i32| dir.join(format!("{pid}.{}.key", "0f".repeat(32)));
+        let write = |pid: i32, (proc_start, domain): (String, String)| {
+            std::fs::write(
+                dir.join(format!("{pid}.json")),
+                format!(r#"{{"pid":{pid},"sessionId":"s","procStart":"{proc_start}"{domain}}}"#),
+            )
+            .unwrap();
+            std::fs::write(key(pid), b"k").unwrap();
+        };
+        let live = start(&mut f, 600, 0);
+        write(600, live.clone());
+        write(601, start(&mut f, 601, 1));
+        write(602, live.clone());
+        // Another container's file (Linux), a Linux host's file (macOS).
+        let other = r#","pidDomain":"linux:00000000000000000000000000000000:pid:[1]""#;
+        let other_start = if name == "linux" {
+            live.0.clone()
+        } else {
+            "12345".to_string()
+        };
+        write(603, (other_start, other.to_string()));
+        let rule = StateRule {
+            dir: RuleDir::Anywhere(dir.clone()),
+            prefix: String::new(),
+            suffix: ".json".into(),
+            kind: RuleKind::ClaudeSessions,
+        };
+        let mut table = ProcessTable::new(Box::new(f), OwnerSet::default());
+        let sink = Sink::new(Report::default());
+        startup_hygiene::reaper::reap(&[rule], None, &mut table, false, &sink);
+        let r = sink.snapshot();
+        let mut reaped: Vec<(i32, StaleReason, bool)> = r
+            .reaped
+            .iter()
+            .map(|e| (e.pid, e.reason, e.name.ends_with(".key")))
+            .collect();
+        reaped.sort_by_key(|e| (e.0, e.2));
+        assert_eq!(
+            reaped,
+            [
+                (601, StaleReason::Reused, false),
+                (601, StaleReason::Reused, true),
+                (602, StaleReason::Dead, false),
+                (602, StaleReason::Dead, true)
+            ],
+            "{name}"
+        );
+        let mut kept: Vec<(i32, KeepReason)> = r.kept.iter().map(|e| (e.pid, e.reason)).collect();
+        kept.sort_by_key(|e| e.0);
+        assert_eq!(
+            kept,
+            [(600, KeepReason::Alive), (603, KeepReason::OtherDomain)],
+            "{name}"
+        );
+        assert!(key(600).exists() && key(603).exists());
+        assert!(!key(601).exists() && !key(602).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use startup_hygiene::argv;
 use startup_hygiene::cli::{self, Command};
-use startup_hygiene::config::{self, Env, Origin, RuleDir, StateRule};
+use startup_hygiene::config::{self, Env, Origin, RuleDir, RuleKind, StateRule};
 use startup_hygiene::defaults;
 use startup_hygiene::glob;
 use startup_hygiene::input::{self, HookInput};
@@ -537,6 +537,7 @@ fn state_file_names_carry_one_pid_at_most() {
             dir: RuleDir::InProject(vec!["d".into()]),
             prefix: format!("{}{}", rng.pick(&pieces), rng.pick(&pieces)),
             suffix: format!("{}{}", rng.pick(&pieces), rng.pick(&pieces)),
+            kind: RuleKind::PidNamed,
         };
         let pid_text = random_pid_text(&mut rng);
         let mut name = rule.prefix.as_bytes().to_vec();
@@ -1106,6 +1107,7 @@ fn model_rule(dir: &str, name: &str, origin: Origin, home: &str) -> Result<State
         dir,
         prefix: prefix.into(),
         suffix: suffix.into(),
+        kind: RuleKind::PidNamed,
     })
 }
 
@@ -1160,6 +1162,7 @@ fn config_rules_follow_the_model_and_project_rules_stay_inside() {
     ];
     let env = Env {
         home: Some("/home/u".into()),
+        claude_config_dir: None,
         xdg_config_home: None,
     };
     let mut accepted = 0;

@@ -950,3 +950,103 @@ fn a_file_of_a_session_in_another_pid_namespace_is_kept() {
     }
     panic!("no free PID could be given to the container's session in 20 tries");
 }
+
+/// Claude Code's own registry files (`~/.claude/sessions/<pid>.json` and the
+/// `<pid>.<64 hex>.key` beside it) are judged by the start time they record: a free PID, a
+/// PID whose holder started at another time (reused) and its key go; a live session's file
+/// and key stay; a file that does not parse, or whose `pidDomain` is another namespace or
+/// host, is never touched.
+#[test]
+fn claude_codes_stale_session_files_are_reaped_by_their_recorded_start() {
+    let env = TestEnv::new();
+    let sessions = env.home.join(".claude/sessions");
+    let me = std::process::id() as i32;
+    let dead = dead_pids(2);
+    let key = |pid: i32| sessions.join(format!("{pid}.{}.key", "ab".repeat(32)));
+    let write = |pid: i32, json: String| {
+        std::fs::write(sessions.join(format!("{pid}.json")), json).unwrap();
+        std::fs::write(key(pid), b"secret").unwrap();
+    };
+    let entry = |pid: i32, start: u64, domain: &str| {
+        format!(r#"{{"pid":{pid},"sessionId":"s-{pid}","procStart":"{start}"{domain}}}"#)
+    };
+    let host = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ours = format!(
+        r#","pidDomain":"linux:{}:{}""#,
+        host.trim(),
+        ns.to_string_lossy()
+    );
+    // Live, recorded start equal: kept (no pidDomain, as 2.1.197 writes; and ours).
+    write(me, entry(me, starttime(me), ""));
+    let mut holder = Procs::new();
+    let live = holder.server("session-holder", &[], &[]);
+    write(live, entry(live, starttime(live), &ours));
+    // Free PID: reaped, key too.
+    write(dead[0], entry(dead[0], 12345, ""));
+    // Reused PID: a live process started at another time than recorded.
+    let reused = holder.server("session-holder", &[], &[]);
+    write(reused, entry(reused, starttime(reused) + 1, ""));
+    // Not ours to judge: another PID namespace; and one that does not parse.
+    let other = format!(r#","pidDomain":"linux:{}:pid:[1]""#, host.trim());
+    write(dead[1], entry(dead[1], 1, &other));
+    std::fs::write(sessions.join("77.json"), b"{not json").unwrap();
+    let r = env.report(&[]);
+    let in_sessions = |key: &str| -> Vec<(i64, String, String)> {
+        let mut v: Vec<(i64, String, String)> = r[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["path"].as_str().unwrap().contains("/.claude/sessions/"))
+            .map(|e| {
+                let path = e["path"].as_str().unwrap();
+                let kind = if path.ends_with(".key") {
+                    "key"
+                } else {
+                    "json"
+                };
+                (
+                    e["pid"].as_i64().unwrap(),
+                    e["reason"].as_str().unwrap().to_string(),
+                    kind.to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want_reaped = vec![
+        (dead[0] as i64, "dead".to_string(), "json".to_string()),
+        (dead[0] as i64, "dead".to_string(), "key".to_string()),
+        (reused as i64, "reused".to_string(), "json".to_string()),
+        (reused as i64, "reused".to_string(), "key".to_string()),
+    ];
+    want_reaped.sort();
+    assert_eq!(in_sessions("reaped"), want_reaped, "{r}");
+    let host_known = host.trim().len() == 32;
+    let mut want_kept = vec![
+        (me as i64, "alive".to_string(), "json".to_string()),
+        (
+            live as i64,
+            if host_known { "alive" } else { "other_domain" }.to_string(),
+            "json".to_string(),
+        ),
+        (
+            dead[1] as i64,
+            "other_domain".to_string(),
+            "json".to_string(),
+        ),
+        (77, "not_parsed".to_string(), "json".to_string()),
+    ];
+    want_kept.sort();
+    assert_eq!(in_sessions("kept"), want_kept, "{r}");
+    for pid in [me, live, dead[1]] {
+        assert!(sessions.join(format!("{pid}.json")).exists());
+        assert!(key(pid).exists());
+    }
+    for pid in [dead[0], reused] {
+        assert!(!sessions.join(format!("{pid}.json")).exists());
+        assert!(!key(pid).exists());
+    }
+    assert!(sessions.join("77.json").exists());
+}
