@@ -531,7 +531,10 @@ fn kill_refuses_a_process_table_that_is_not_the_systems() {
 #[test]
 fn kill_end_to_end_stops_only_the_orphan() {
     let env = TestEnv::new();
-    let before = "sh -c 'sleep 600; : ns-marker-target' &\nT=$!";
+    // The hook runs once the target has exec'd: read mid-exec, its command line is empty
+    // (the name comes first), and the scan would find no orphan.
+    let before = "sh -c 'sleep 600; : ns-marker-target' &\nT=$!\n\
+        while [ \"$(tr '\\000' ' ' < /proc/$T/cmdline 2>/dev/null)\" != 'sh -c sleep 600; : ns-marker-target ' ]; do :; done";
     let after = "echo \"target=$T state=$(cut -d' ' -f3 /proc/$T/stat 2>/dev/null)\"";
     let target_of = |said: &str| -> i64 {
         said.split("target=")
