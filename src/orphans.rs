@@ -15,7 +15,7 @@ use crate::config::{IgnoreRule, MatchRule};
 use crate::defaults;
 use crate::glob;
 use crate::kill::Pins;
-use crate::os::Pinned;
+use crate::os::{Pinned, ProcInfo, Started};
 use crate::process_table::{Ancestry, ProcessTable};
 use crate::registry::Registry;
 use crate::report::{OrphanProc, Sink};
@@ -156,28 +156,11 @@ pub fn scan(table: &mut ProcessTable, scan: Scan, sink: &Sink) -> Pins {
             continue;
         }
         // An orphan the user never wants reported or stopped (its pin, if any, is dropped).
-        let ignored = ignore.iter().any(|(r, g)| {
-            g.matches_bytes(&line)
-                && r.project
-                    .as_ref()
-                    .is_none_or(|p| markers.project_dir.as_ref() == Some(p))
-        });
-        if ignored {
+        if is_ignored(&ignore, &line, markers.project_dir.as_ref()) {
             sink.push(|r| r.ignored += 1);
             continue;
         }
-        let orphan = OrphanProc {
-            pid,
-            ppid: stat.ppid,
-            starttime: started.id,
-            comm: String::from_utf8_lossy(&stat.comm).into_owned(),
-            cmdline: String::from_utf8_lossy(&line).into_owned(),
-            matched_by,
-            rss_bytes: stat.rss_bytes,
-            age_secs: started.age as u64,
-            session_id: markers.session_id,
-            project_dir: markers.project_dir,
-        };
+        let orphan = orphan_of(&stat, started, &line, matched_by, markers);
         if let Some(pin) = pin {
             pins.insert(pid, pin);
         }
@@ -259,25 +242,12 @@ fn add_subtrees(
                 Ok(c) => argv::join_cmdline_into(c, &mut line),
                 Err(_) => line.clear(),
             }
-            if ignore
-                .iter()
-                .any(|(r, g)| r.project.is_none() && g.matches_bytes(&line))
-            {
+            if is_ignored(ignore, &line, None) {
                 sink.push(|r| r.ignored += 1);
                 continue;
             }
-            let orphan = OrphanProc {
-                pid,
-                ppid: info.ppid,
-                starttime: started.id,
-                comm: String::from_utf8_lossy(&info.comm).into_owned(),
-                cmdline: String::from_utf8_lossy(&line).into_owned(),
-                matched_by: defaults::SUBTREE_LABEL.to_string(),
-                rss_bytes: info.rss_bytes,
-                age_secs: started.age as u64,
-                session_id: None,
-                project_dir: None,
-            };
+            let label = defaults::SUBTREE_LABEL.to_string();
+            let orphan = orphan_of(&info, started, &line, label, argv::ClaudeMarkers::default());
             if let Some(pin) = pin {
                 pins.insert(pid, pin);
             }
@@ -285,6 +255,35 @@ fn add_subtrees(
             queue.push(pid);
             sink.push(|r| r.orphans.push(orphan));
         }
+    }
+}
+
+/// Whether an ignore rule hides the command line `line` of a process of `project` (a
+/// project's rule hides only that project's processes).
+fn is_ignored(ignore: &[(&IgnoreRule, glob::Glob)], line: &[u8], project: Option<&String>) -> bool {
+    ignore.iter().any(|(r, g)| {
+        g.matches_bytes(line) && r.project.as_ref().is_none_or(|p| project == Some(p))
+    })
+}
+
+fn orphan_of(
+    info: &ProcInfo,
+    started: Started,
+    line: &[u8],
+    matched_by: String,
+    markers: argv::ClaudeMarkers,
+) -> OrphanProc {
+    OrphanProc {
+        pid: info.pid,
+        ppid: info.ppid,
+        starttime: started.id,
+        comm: String::from_utf8_lossy(&info.comm).into_owned(),
+        cmdline: String::from_utf8_lossy(line).into_owned(),
+        matched_by,
+        rss_bytes: info.rss_bytes,
+        age_secs: started.age as u64,
+        session_id: markers.session_id,
+        project_dir: markers.project_dir,
     }
 }
 

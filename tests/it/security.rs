@@ -693,7 +693,9 @@ fn pid_reuse_inside_a_namespace() {
 fn a_projects_match_rules_never_report_or_stop_a_process() {
     let env = TestEnv::new();
     let any = r#"{"orphans": {"match": [{"label": "everything", "cmdline": "*"}]}}"#;
-    let before = "ln -s /bin/sleep \"$ROOT/vim\"; \"$ROOT/vim\" 600 &\nV=$!";
+    // The hook runs once `vim` has exec'd (read mid-exec, a command line is empty).
+    let before = "ln -s /bin/sleep \"$ROOT/vim\"; \"$ROOT/vim\" 600 &\nV=$!\n\
+        until [ \"$(tr '\\000' ' ' < /proc/$V/cmdline 2>/dev/null)\" = \"$ROOT/vim 600 \" ]; do :; done";
     let after = "echo \"vim=$V state=$(cut -d' ' -f3 /proc/$V/stat 2>/dev/null)\"";
     let root = env.root.to_str().unwrap().to_string();
     let vars = [("ROOT", root.as_str())];
