@@ -3,9 +3,9 @@
 //! A process of ours is an orphan when it matches (a command-line rule, or Claude Code's
 //! environment markers), is not an owner itself, has no owner anywhere above it, and its
 //! session, if it names one, is not live in Claude Code's registry. The scan reads as little
-//! as it can: one listing of the process table, the owner of each entry before anything of it, one read
-//! of each of our processes' command line and environment, and `stat` only along the
-//! ancestor chains of matches.
+//! as it can: one listing of the process table, the owner of each entry before anything of
+//! it, one read of each of our processes' command line and environment, `stat` only along
+//! the ancestor chains of matches, and children only of the orphans found.
 
 use std::collections::BTreeSet;
 use std::time::Instant;

@@ -42,6 +42,8 @@ pub struct ProcFs {
     clock: Option<Clock>,
     /// The PIDs processes have in PID namespaces below ours, read once when first asked.
     nested_pids: Option<BTreeSet<i32>>,
+    /// Whose PIDs these are, read once when first asked.
+    domain: Option<super::PidDomain>,
 }
 
 impl ProcFs {
@@ -55,6 +57,7 @@ impl ProcFs {
             buf: Vec::with_capacity(16 * 1024),
             clock: None,
             nested_pids: None,
+            domain: None,
         })
     }
 
@@ -280,13 +283,31 @@ impl ProcessSource for ProcFs {
         self.nested_pids.as_ref().is_some_and(|n| n.contains(&pid))
     }
 
-    /// This system's, for the real `/proc`; a fixture tree's is unknown.
+    /// `/etc/machine-id` and this process's `ns/pid`, read once, for the real `/proc`; a
+    /// fixture tree's is unknown.
     fn pid_domain(&mut self) -> super::PidDomain {
-        if self.real {
-            sys::pid_domain()
-        } else {
-            super::PidDomain::default()
+        if !self.real {
+            return super::PidDomain::default();
         }
+        if self.domain.is_none() {
+            let host = sys::cstring(b"/etc/machine-id")
+                .and_then(|p| sys::open_read_at(None, &p, true))
+                .ok()
+                .and_then(|fd| {
+                    let mut buf = Vec::new();
+                    sys::read_all(fd.as_fd(), &mut buf, 256).ok()?;
+                    let id = std::str::from_utf8(&buf).ok()?.trim().to_string();
+                    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+                });
+            self.domain = Some(super::PidDomain {
+                host,
+                pid_namespace: self
+                    .pid_namespace(None)
+                    .and_then(|l| String::from_utf8(l).ok()),
+                darwin: false,
+            });
+        }
+        self.domain.clone().unwrap_or_default()
     }
 }
 
@@ -447,25 +468,6 @@ pub fn rearm_timer(id: i32, after: Duration) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
-    }
-}
-
-/// `/etc/machine-id` and `/proc/self/ns/pid`, as `pidDomain` names them.
-pub(super) fn pid_domain() -> super::PidDomain {
-    let read = |path: &CStr| -> Option<String> {
-        let fd = sys::open_read_at(None, path, true).ok()?;
-        let mut buf = Vec::new();
-        sys::read_all(fd.as_fd(), &mut buf, 256).ok()?;
-        let text = std::str::from_utf8(&buf).ok()?.trim();
-        (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| text.to_string())
-    };
-    let ns = std::fs::read_link("/proc/self/ns/pid")
-        .ok()
-        .and_then(|l| l.into_os_string().into_string().ok());
-    super::PidDomain {
-        host: read(c"/etc/machine-id"),
-        pid_namespace: ns,
-        darwin: false,
     }
 }
 

@@ -305,8 +305,12 @@ impl ProcessSource for LibProc {
         false
     }
 
+    /// Claude Code writes `darwin` on macOS.
     fn pid_domain(&mut self) -> super::PidDomain {
-        sys::pid_domain()
+        super::PidDomain {
+            darwin: true,
+            ..super::PidDomain::default()
+        }
     }
 }
 
@@ -484,14 +488,6 @@ pub(super) fn read_pipe_nowait(
 
 pub(super) fn reopen_nonblocking_imp(_: BorrowedFd) -> io::Result<OwnedFd> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// macOS's `pidDomain` is `darwin`.
-pub(super) fn pid_domain() -> super::PidDomain {
-    super::PidDomain {
-        darwin: true,
-        ..super::PidDomain::default()
-    }
 }
 
 /// `kern.maxfilesperproc`: the hard limit is often `RLIM_INFINITY`, which `setrlimit`

@@ -482,9 +482,3 @@ pub fn ignore_sigpipe() {
     // SAFETY: setting a signal's disposition to SIG_IGN has no other effect.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
-
-/// This system's `PidDomain`: read when a registry file names one, at most once a run.
-pub fn pid_domain() -> super::PidDomain {
-    static ONCE: std::sync::OnceLock<super::PidDomain> = std::sync::OnceLock::new();
-    ONCE.get_or_init(super::imp::pid_domain).clone()
-}

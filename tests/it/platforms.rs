@@ -454,9 +454,19 @@ fn kill_and_the_report_over_each_platforms_table() {
         );
         report = sink.snapshot();
         assert!(report.stopped.is_empty(), "{name}");
-        assert_eq!(report.not_stopped.len(), 1, "{name}");
+        let refused: Vec<(i32, &str)> = report
+            .not_stopped
+            .iter()
+            .map(|n| (n.pid, n.reason.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            [(100, "the process table read was not the system's")],
+            "{name}"
+        );
         let text = report.render(Format::Text);
-        assert!(text.contains("100"), "{name}: {text}");
+        assert!(text.contains("pid 100 (parent 1)"), "{name}: {text}");
+        assert!(text.contains("\\u{1b}[31mred"), "{name}: {text}");
         assert!(!text.contains('\u{1b}'), "{name}: {text}");
     }
 }
